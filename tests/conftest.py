@@ -20,6 +20,28 @@ def demo_subset(dest: Path, categories=("animals", "food", "transportation"), pe
     return dest
 
 
+def variants_folder(dest: Path, sources=3, per_source=8) -> Path:
+    """``sources`` demo drawings × ``per_source`` edited copies (crop, flip, tilt, tone):
+    real images whose true grouping is known for certain."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    picks = [sorted((DEMO / c).glob("*.png"))[5] for c in ("animals", "buildings", "food", "people")[:sources]]
+    for s, src in enumerate(picks):
+        rgba = Image.open(src).convert("RGBA")
+        base = Image.new("RGB", rgba.size, "white")
+        base.paste(rgba, mask=rgba.split()[3])
+        w, h = base.size
+        (dest / f"group{s}").mkdir(parents=True, exist_ok=True)
+        for v in range(per_source):
+            img = base.crop((v * w // 40, v * h // 50, w - (v % 3) * w // 30, h - (v % 4) * h // 40))
+            if v % 2:
+                img = ImageOps.mirror(img)
+            img = img.rotate((v - 4) * 3, expand=True, fillcolor="white")
+            img = ImageEnhance.Brightness(img).enhance(0.85 + 0.05 * v)
+            img.save(dest / f"group{s}" / f"v{v}.jpg", quality=90)
+    return dest
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """24 real images (3 demo categories × 8) in a fresh folder."""

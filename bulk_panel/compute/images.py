@@ -291,8 +291,8 @@ def decode_image(
         message = _one_line(str(err))
         if "truncated" in message.lower():
             raise ImageError("truncated image data") from err
-        kind = type(err).__name__
-        raise ImageError(f"cannot decode ({kind}: {message})" if message else f"cannot decode ({kind})") from err
+        detail = f"{type(err).__name__}: {message}" if message else type(err).__name__
+        raise ImageError(f"cannot decode ({detail})") from err
     finally:
         if im is not None:
             im.close()
@@ -330,7 +330,8 @@ def read_image(
     except IsADirectoryError as err:
         raise ImageError("not a regular file (a folder)", shown) from err
     except OSError as err:
-        raise ImageError(f"cannot read file ({_one_line(err.strerror or str(err))})", shown) from err
+        reason = f"cannot read file ({_one_line(err.strerror or str(err))})"
+        raise ImageError(reason, shown) from err
     try:
         return decode_image(data, max_pixels=max_pixels, draft_size=draft_size)
     except ImageError as err:
@@ -394,7 +395,8 @@ class ImageSource(param.Parameterized):
         except PermissionError:
             raise PermissionError(f"permission denied: {_show(given)}") from None
         except OSError as err:
-            raise FileNotFoundError(f"cannot open folder {_show(given)}: {_reason_for(err)}") from None
+            message = f"cannot open folder {_show(given)}: {_reason_for(err)}"
+            raise FileNotFoundError(message) from None
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(f"not a folder: {_show(given)}")
         return path, os.path.realpath(path), st
@@ -470,57 +472,60 @@ class ImageSource(param.Parameterized):
             elif not excluded(real):
                 paths.append(rel)
 
+        def list_folder(folder: str, prefix: str, real_folder: str) -> None:
+            """One folder: files are listed, sub-folders stacked, symlinks followed."""
+            with os.scandir(folder) as entries:
+                for entry in entries:  # d_type answers is_symlink/is_dir/is_file: no stat
+                    name = entry.name
+                    if name[0] == "." and not hidden_ok:
+                        continue
+                    rel = prefix + name
+                    if entry.is_symlink():
+                        follow(entry, rel, name, real_folder)
+                    elif entry.is_dir(follow_symlinks=False):
+                        if recursive:
+                            enter(entry, rel, real_folder + os.sep + name)
+                    else:
+                        dot = name.rfind(".")
+                        if dot > 0 and name[dot:].lower() in exts:
+                            if entry.is_file(follow_symlinks=False):
+                                paths.append(rel)
+                            else:
+                                skipped.append(Skipped(rel, "not a regular file"))
+
+        def enter(entry: os.DirEntry[str], rel: str, real: str) -> None:
+            """Stack a real sub-folder unless seen (a bind-mount loop) or excluded."""
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as err:
+                skipped.append(Skipped(rel + "/", _reason_for(err)))
+                return
+            key = (st.st_dev, st.st_ino)
+            if key not in visited and key not in excluded_ids:
+                visited.add(key)
+                stack.append((entry.path, rel + "/", real))
+
         while True:
             while stack:
                 folder, prefix, real_folder = stack.pop()
                 try:
-                    with os.scandir(folder) as entries:
-                        for entry in entries:
-                            name = entry.name
-                            if name[0] == "." and not hidden_ok:
-                                continue
-                            if entry.is_symlink():
-                                follow(entry, prefix + name, name, real_folder)
-                            elif entry.is_dir(follow_symlinks=False):
-                                if not recursive:
-                                    continue
-                                try:
-                                    st = entry.stat(follow_symlinks=False)
-                                except OSError as err:
-                                    skipped.append(Skipped(prefix + name + "/", _reason_for(err)))
-                                    continue
-                                key = (st.st_dev, st.st_ino)
-                                if key in visited or key in excluded_ids:
-                                    continue  # a bind-mount loop, or the excluded folder
-                                visited.add(key)
-                                stack.append(
-                                    (entry.path, prefix + name + "/", real_folder + os.sep + name)
-                                )
-                            else:
-                                dot = name.rfind(".")
-                                if dot > 0 and name[dot:].lower() in exts:
-                                    if entry.is_file(follow_symlinks=False):
-                                        paths.append(prefix + name)
-                                    else:
-                                        skipped.append(Skipped(prefix + name, "not a regular file"))
+                    list_folder(folder, prefix, real_folder)
                 except OSError as err:
                     if not prefix:  # the root itself: nothing can be listed
-                        reason = _reason_for(err)
-                        raise type(err)(f"cannot list folder {_show(self.root)}: {reason}") from None
+                        message = f"cannot list folder {_show(self.root)}: {_reason_for(err)}"
+                        raise type(err)(message) from None
                     skipped.append(Skipped(prefix, _reason_for(err)))
             if not linked:
                 break
             prefix, folder, real, key, real_parent = heapq.heappop(linked)
             if key in visited:
-                loop = _is_within(real_parent, real)  # the link points at one of its ancestors
-                skipped.append(
-                    Skipped(prefix, "symlink loop" if loop else "symlink to a folder already scanned")
-                )
-                continue
-            if key in excluded_ids:
-                continue
-            visited.add(key)
-            stack.append((folder, prefix, real))
+                if _is_within(real_parent, real):  # the link points at one of its ancestors
+                    skipped.append(Skipped(prefix, "symlink loop"))
+                else:
+                    skipped.append(Skipped(prefix, "symlink to a folder already scanned"))
+            elif key not in excluded_ids:
+                visited.add(key)
+                stack.append((folder, prefix, real))
 
         paths.sort()
         skipped.sort()

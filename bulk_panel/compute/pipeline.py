@@ -171,7 +171,9 @@ class Pipeline(param.Parameterized):
             "image_root": str(Path(self.source.root).expanduser().resolve()),
             "model": emb.model,
             "weights": emb.weights_,
-            "params": {name: stage_params(stage) for name, stage in self.stages.items()},
+            "params": {
+                attr: stage_params(getattr(self, attr)) for attr in ("source", "embedder", "projector", "clusterer")
+            },
             "min_cluster_size_used": int(clu.min_cluster_size_),
             "counts": {
                 "found": len(self.paths_) + len(self.scan_skipped_),
