@@ -93,7 +93,12 @@ class _Bars:
         self.bars = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled or stage != "embed":
+        if not self.enabled:
+            return
+        if stage != "embed":
+            self.close()
+            return
+        if total <= 1:  # the stage's start/end markers, not an image count
             return
         from tqdm import tqdm
 
@@ -105,6 +110,7 @@ class _Bars:
     def close(self):
         for bar in self.bars.values():
             bar.close()
+        self.bars.clear()
 
 
 def summary(results, output: Path, elapsed: float) -> str:
@@ -151,10 +157,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulk-panel", description="Explore, cluster and label large image collections."
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_outputs(p, default_output):
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
         p.add_argument("-o", "--output", default=default_output, help=f"results file (default: {default_output})")
         p.add_argument("--csv", default=None, metavar="PATH", help="also write the rows as CSV")
         p.add_argument(

@@ -24,7 +24,7 @@ import param
 
 from .cache import default_cache_dir, fingerprint
 from .cluster import Clusterer
-from .embed import Embedder
+from .embed import Embedder, check_model_name
 from .images import ImageSource
 from .project import Projector
 from .records import cluster_label
@@ -119,32 +119,33 @@ class Pipeline(param.Parameterized):
         todo = STAGES if refresh else self.stale()
         report = progress or (lambda stage, done, total: None)
 
-        if "scan" in todo:
-            t = time.perf_counter()
-            self.paths_, self.scan_skipped_ = self.source.find()
-            self.timings_["scan"] = time.perf_counter() - t
-            report("scan", len(self.paths_), len(self.paths_))
-            log.info("found %d image files in %s", len(self.paths_), root)
         if "embed" in todo:
+            check_model_name(self.embedder.model)  # fail before a long scan, not after
+
+        def scan():
+            self.paths_, self.scan_skipped_ = self.source.find()
+            log.info("found %d image files in %s", len(self.paths_), root)
+
+        def embed():
             if not self.paths_:
                 raise PipelineError(f"no image files in {root}")
-            t = time.perf_counter()
             self.embedder.fit(root, self.paths_, cache_dir, progress=lambda d, n: report("embed", d, n))
-            self.timings_["embed"] = time.perf_counter() - t
             if not len(self.embedder.paths_):
                 raise PipelineError(f"none of the {len(self.paths_)} image files in {root} could be used")
-        if "project" in todo:
-            t = time.perf_counter()
-            report("project", 0, 1)
-            self.projector.fit(self.embedder.embeddings_)
-            self.timings_["project"] = time.perf_counter() - t
-            report("project", 1, 1)
-        if "cluster" in todo:
-            t = time.perf_counter()
-            report("cluster", 0, 1)
-            self.clusterer.fit(self.projector.cluster_space_)
-            self.timings_["cluster"] = time.perf_counter() - t
-            report("cluster", 1, 1)
+
+        work = {
+            "scan": scan,
+            "embed": embed,
+            "project": lambda: self.projector.fit(self.embedder.embeddings_),
+            "cluster": lambda: self.clusterer.fit(self.projector.cluster_space_),
+        }
+        for stage in STAGES:
+            if stage in todo:
+                start = time.perf_counter()
+                report(stage, 0, 1)
+                work[stage]()
+                self.timings_[stage] = time.perf_counter() - start
+                report(stage, 1, 1)
         self._tokens = tokens
         self.ran_ = [s for s in STAGES if s in todo]
         return self.results()
