@@ -28,7 +28,7 @@ DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
 # (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
 STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
     "source": (ImageSource, ("recursive", "include_hidden")),
-    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "max_pixels")),
+    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels")),
     "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
     "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon")),
 }

