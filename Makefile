@@ -18,6 +18,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bulk-panel demo -o demo-results.parquet
+	$(BIN)/bulk-panel serve demo-results.parquet --show
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -153,6 +153,36 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the dashboard on results (a folder is run through the pipeline first)."""
+    target = Path(args.target)
+    if target.is_dir():
+        cmd_run(args, target)
+        target = Path(args.output)
+    from .compute.results import load_results
+
+    load_results(target)  # fail here, with a one-line message, rather than in every session
+    import panel as pn
+
+    from .views import ROUTES, Dashboard
+    from .state import ResultsStore
+
+    pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
+    path = str(target.resolve())
+    origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
+    print(f"bulk_panel: serving {path} on http://{args.address}:{args.port}/", file=sys.stderr)
+    pn.serve(
+        {"bulk_panel": lambda: Dashboard(store=ResultsStore.from_path(path)).template()},
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        extra_patterns=ROUTES,
+        websocket_origin=origin,
+        title="bulk_panel",
+    )
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulk-panel", description="Explore, cluster and label large image collections."
@@ -173,6 +203,16 @@ def make_parser() -> argparse.ArgumentParser:
     with_outputs(run, "results.parquet")
     demo = sub.add_parser("demo", help="run the pipeline on the bundled demo images", description=f"Run the pipeline on the bundled demo images ({DEMO_FOLDER}).")
     with_outputs(demo, "demo-results.parquet")
+    serve = sub.add_parser(
+        "serve",
+        help="open results (or a folder, run first) in the dashboard",
+        description="Serve the dashboard on a results file, or on a folder (the pipeline runs first).",
+    )
+    serve.add_argument("target", nargs="?", default="demo-results.parquet", help="results file or image folder")
+    serve.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
+    serve.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--show", action="store_true", help="open a browser")
+    with_outputs(serve, "results.parquet")
     return parser
 
 
@@ -191,6 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, Path(args.folder))
+        if args.command == "serve":
+            return cmd_serve(args)
         if args.command == "demo":
             if not DEMO_FOLDER.is_dir():
                 raise PipelineError(f"demo images not found at {DEMO_FOLDER}")

@@ -1,0 +1,178 @@
+"""Thumbnails of the loaded results, made once and cached on disk, and the images zip.
+
+No Panel import: the dashboard's route and table ask this module for bytes.
+
+>>> thumbs = ThumbnailCache()                       # default_cache_dir()/thumbs
+>>> thumbs.register(results.image_root, results.frame)
+>>> jpeg = thumbs.get(results.frame.content_hash[0])  # bytes, or None for an unknown hash
+>>> write_image_zip(fh, results.frame, results.image_root)   # label/filename entries
+
+Thumbnails are keyed by the image's *content hash* (a renamed file reuses its thumbnail);
+only hashes registered from a loaded results frame can be asked for, so a caller can never
+make this module open a path of its choosing.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import re
+import threading
+import unicodedata
+import zipfile
+from pathlib import Path
+from typing import IO, Iterable, Optional
+
+import pandas as pd
+
+from .cache import atomic_write, default_cache_dir
+from .images import ImageError, read_image
+
+__all__ = ["HASH_PATTERN", "ThumbnailCache", "data_uri", "make_thumbnail", "safe_name", "write_image_zip"]
+
+THUMB_SIZE = 128
+PREVIEW_SIZE = 640
+HASH_PATTERN = re.compile(r"[0-9a-f]{32}")
+_UNSAFE = re.compile(r"[^\w.\- ()\[\]+,@=]+", re.UNICODE)
+
+
+def make_thumbnail(path: str | Path, size: int = THUMB_SIZE, quality: int = 85) -> bytes:
+    """JPEG bytes of the image at ``path`` fitted inside ``size``×``size`` (aspect kept).
+
+    Raises :class:`~bulk_panel.compute.images.ImageError` for an unusable file.
+
+    >>> jpeg = make_thumbnail("photos/cat.jpg", 128)
+    """
+    from PIL import Image
+
+    rgb, _ = read_image(path, draft_size=size)
+    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()
+
+
+def data_uri(jpeg: bytes) -> str:
+    """A ``data:image/jpeg;base64,...`` URI of JPEG bytes (for inline display)."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+class ThumbnailCache:
+    """Content-hash-keyed JPEG thumbnails under ``cache_dir/thumbs/<size>/<ab>/<hash>.jpg``.
+
+    Only images registered with :meth:`register` can be asked for; :meth:`get` of any other
+    key gives ``None``. Safe to share between sessions and threads (it holds no session state,
+    only the append-only map from content hash to the file it was read from).
+
+    >>> thumbs = ThumbnailCache()
+    >>> thumbs.register("/photos", frame)
+    >>> thumbs.get(frame.content_hash[0], size=640)
+    """
+
+    def __init__(self, cache_dir: Optional[str | Path] = None):
+        self.folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.folder = self.folder / "thumbs"
+        self._sources: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def register(self, image_root: Optional[str | Path], frame: pd.DataFrame) -> int:
+        """Allow the images of ``frame`` (paths relative to ``image_root``); returns how many."""
+        if image_root is None or "content_hash" not in frame or len(frame) == 0:
+            return 0
+        root = Path(image_root)
+        new = {
+            h: p
+            for h, p in zip(frame["content_hash"].tolist(), frame["path"].tolist())
+            if isinstance(h, str) and HASH_PATTERN.fullmatch(h) and h not in self._sources
+        }
+        with self._lock:
+            for digest, rel in new.items():
+                self._sources.setdefault(digest, root / rel)
+        return len(new)
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._sources
+
+    def source(self, digest: str) -> Optional[Path]:
+        """The image file a registered hash was read from, else ``None``."""
+        return self._sources.get(digest)
+
+    def file_for(self, digest: str, size: int = THUMB_SIZE) -> Path:
+        return self.folder / str(int(size)) / digest[:2] / f"{digest}.jpg"
+
+    def get(self, digest: str, size: int = THUMB_SIZE) -> Optional[bytes]:
+        """JPEG bytes of a registered image's thumbnail (made and cached on first use).
+
+        ``None`` when the hash is unknown or the image cannot be read any more.
+        """
+        if not isinstance(digest, str) or digest not in self._sources:
+            return None
+        cached = self.file_for(digest, size)
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass
+        try:
+            jpeg = make_thumbnail(self._sources[digest], size)
+        except ImageError:
+            return None
+        try:
+            atomic_write(cached, lambda fh: fh.write(jpeg))
+        except OSError:  # a read-only cache still serves, just uncached
+            pass
+        return jpeg
+
+    def data_uris(self, digests: Iterable[str], size: int = THUMB_SIZE) -> list[str]:
+        """Inline ``data:`` URIs of thumbnails ('' where there is none), for a page of rows."""
+        out = []
+        for digest in digests:
+            jpeg = self.get(digest, size)
+            out.append(data_uri(jpeg) if jpeg else "")
+        return out
+
+
+def safe_name(name: str, fallback: str = "unnamed", limit: int = 120) -> str:
+    """A zip-entry-safe single path component: no separators, no '..', no control characters.
+
+    >>> safe_name("../../etc/passwd")
+    'etc_passwd'
+    """
+    text = unicodedata.normalize("NFC", str(name))
+    text = _UNSAFE.sub("_", text).strip(" ._")
+    text = text[:limit].strip(" ._")
+    return text or fallback
+
+
+def write_image_zip(fh: IO[bytes], frame: pd.DataFrame, image_root: Optional[str | Path]) -> list[str]:
+    """Write the images of ``frame`` into a zip on ``fh`` as ``label/filename`` entries.
+
+    Each image is copied from its file in chunks (images are already compressed, so entries
+    are stored), so memory stays bounded by one chunk. Names are sanitised; clashes get a
+    ``-2``, ``-3`` suffix; unreadable files are skipped. Returns the entry names written.
+
+    >>> write_image_zip(open("out.zip", "wb"), store.selected_frame, results.image_root)
+    """
+    names: list[str] = []
+    seen: set[str] = set()
+    root = Path(image_root) if image_root is not None else None
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        if root is None:
+            return names
+        for rel, label in zip(frame["path"].tolist(), frame["label"].tolist()):
+            source = root / rel
+            stem = safe_name(rel.rsplit("/", 1)[-1])
+            folder = safe_name(label, fallback="unlabelled")
+            entry = f"{folder}/{stem}"
+            n = 1
+            while entry.lower() in seen:
+                n += 1
+                base, dot, ext = stem.rpartition(".")
+                entry = f"{folder}/{base}-{n}.{ext}" if dot else f"{folder}/{stem}-{n}"
+            try:
+                with open(source, "rb") as src, zf.open(entry, "w", force_zip64=True) as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+            except OSError:
+                continue
+            seen.add(entry.lower())
+            names.append(entry)
+    return names

@@ -1,0 +1,388 @@
+"""The per-session state of the dashboard: one :class:`ResultsStore` per browser session.
+
+It owns the results frame, the selection and the labels, and derives what the views show.
+No Panel import: the views read it and write the user's intent back into it.
+
+>>> store = ResultsStore.from_path("results.parquet")
+>>> store.select_box(-1, -1, 1, 1)       # rows whose (x, y) lie in the box
+>>> store.selected_frame                 # the table's rows
+>>> store.relabel("cats"); store.undo(); store.redo()
+>>> store.save_labels()                  # back into the results file, atomically
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import param
+
+from .compute.records import NOISE_LABEL
+from .compute.results import Results, load_results
+
+__all__ = ["NOISE_COLOR", "ResultsStore", "label_palette", "points_in_box", "points_in_polygon"]
+
+NOISE_COLOR = "#bdbdbd"
+UNDO_LIMIT = 50
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def label_palette() -> list[str]:
+    """The categorical colours labels take in turn (glasbey, greys removed; noise is grey)."""
+    try:
+        import colorcet
+
+        colors = list(colorcet.palette["glasbey_category10"])
+    except Exception:  # colorcet comes with holoviews; this is only a fallback
+        colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#bcbd22", "#17becf"]
+    return [c for c in colors if len({c[1:3], c[3:5], c[5:7]}) > 1]
+
+
+def points_in_box(x: np.ndarray, y: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Row positions of the points inside the box (edges included), as int64.
+
+    >>> points_in_box(np.array([0., 2.]), np.array([0., 2.]), -1, -1, 1, 1)
+    array([0])
+    """
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    return np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)).astype(np.int64)
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
+    """Row positions of the points inside the polygon (even-odd rule), as int64.
+
+    Vectorised over points, one pass per edge, on the points in the polygon's bounding box
+    only, so a lasso over 1M points stays well under a second.
+
+    >>> points_in_polygon(x, y, [0, 1, 1, 0], [0, 0, 1, 1])
+    """
+    px = np.asarray(xs, dtype=np.float64)
+    py = np.asarray(ys, dtype=np.float64)
+    if len(px) < 3:
+        return _EMPTY.copy()
+    candidates = points_in_box(x, y, px.min(), py.min(), px.max(), py.max())
+    cx = x[candidates].astype(np.float64)
+    cy = y[candidates].astype(np.float64)
+    inside = np.zeros(len(candidates), dtype=bool)
+    qx, qy = np.roll(px, 1), np.roll(py, 1)
+    for ax, ay, bx, by in zip(px, py, qx, qy):
+        if ay == by:
+            continue  # a horizontal edge never crosses a horizontal ray
+        crosses = (ay > cy) != (by > cy)
+        x_at = ax + (cy - ay) * (bx - ax) / (by - ay)
+        inside ^= crosses & (cx < x_at)
+    return candidates[inside]
+
+
+class ResultsStore(param.Parameterized):
+    """The results frame, the selection and the labels of one session, with undo and redo.
+
+    ``frame`` is replaced (never changed in place) on every edit, so anything that depends on
+    it updates. ``selection`` holds row positions into ``frame``; ``selected_labels`` narrows
+    it (and is refilled with the labels a new selection contains, as in the seed app).
+
+    >>> store = ResultsStore(results=results)
+    >>> store.selection = np.array([0, 1, 2])
+    >>> store.relabel("cats")
+    """
+
+    results = param.ClassSelector(class_=Results, allow_None=True, doc="The loaded results (file, meta, vectors).")
+    frame = param.DataFrame(default=None, allow_None=True, doc="The rows, with the current labels (reassigned on change).")
+    selection = param.Array(default=_EMPTY, doc="Row positions into frame chosen on the map (box, lasso, label click).")
+    selected_labels = param.ListSelector(default=[], objects=[], doc="Labels that narrow the selection (filled from it).")
+    only_selected = param.Boolean(
+        default=True, doc="Label choice filters the map selection only; off: chosen labels add all their rows."
+    )
+    focus = param.Integer(default=None, allow_None=True, doc="Row position shown large in the preview.")
+    colors = param.Dict(default={}, doc="Label → colour; a label keeps its colour for the session.")
+    can_undo = param.Boolean(default=False, constant=True, doc="Whether a label edit can be undone.")
+    can_redo = param.Boolean(default=False, constant=True, doc="Whether an undone label edit can be redone.")
+    dirty = param.Boolean(default=False, constant=True, doc="Labels changed since the last save.")
+    message = param.String(default="", doc="A one-line report of the last action, for the status line.")
+
+    def __init__(self, results: Optional[Results] = None, **params):
+        super().__init__(results=results, **params)
+        self._undo: list[np.ndarray] = []
+        self._redo: list[np.ndarray] = []
+        self._palette = label_palette()
+        if results is not None and self.frame is None:
+            self._set_frame(results.frame.reset_index(drop=True))
+        self.param.watch(self._labels_from_selection, "selection")
+
+    @classmethod
+    def from_path(cls, path: str | Path, **params) -> "ResultsStore":
+        """A store on the results file at ``path`` (raises ResultsError naming the file)."""
+        return cls(results=load_results(path), **params)
+
+    # ---------------------------------------------------------------------------------
+    # frame and colours
+    # ---------------------------------------------------------------------------------
+    def _set_frame(self, frame: pd.DataFrame) -> None:
+        labels = self.sorted_labels(frame)
+        colors = dict(self.colors)
+        used = set(colors.values())
+        free = iter([c for c in self._palette if c not in used])
+        for label in labels:
+            if label not in colors:
+                colors[label] = NOISE_COLOR if label == NOISE_LABEL else next(free, None) or self._palette[
+                    len(colors) % len(self._palette)
+                ]
+        kept = [label for label in self.selected_labels if label in labels]
+        with param.parameterized.batch_call_watchers(self):
+            self.colors = colors
+            self.param.selected_labels.objects = labels
+            self.selected_labels = kept
+            self.frame = frame
+
+    @staticmethod
+    def sorted_labels(frame: Optional[pd.DataFrame]) -> list[str]:
+        """The frame's labels: 'cluster N' in number order, then others by name, noise last."""
+        if frame is None or len(frame) == 0:
+            return []
+        names = pd.unique(frame["label"].astype(str))
+
+        def key(name: str):
+            if name == NOISE_LABEL:
+                return (2, 0, "")
+            head, _, tail = name.partition(" ")
+            if head == "cluster" and tail.isdigit():
+                return (0, int(tail), "")
+            return (1, 0, name)
+
+        return sorted(names, key=key)
+
+    @property
+    def n_rows(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    # ---------------------------------------------------------------------------------
+    # selection
+    # ---------------------------------------------------------------------------------
+    def _xy(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.frame["x"].to_numpy(), self.frame["y"].to_numpy()
+
+    def select_box(self, x0: float, y0: float, x1: float, y1: float) -> int:
+        """Select the rows whose map position lies in the box; returns how many."""
+        self.selection = points_in_box(*self._xy(), x0, y0, x1, y1) if self.n_rows else _EMPTY.copy()
+        return len(self.selection)
+
+    def select_polygon(self, xs: Sequence[float], ys: Sequence[float]) -> int:
+        """Select the rows inside the polygon (a lasso); returns how many."""
+        self.selection = points_in_polygon(*self._xy(), xs, ys) if self.n_rows else _EMPTY.copy()
+        return len(self.selection)
+
+    def select_labels(self, labels: Sequence[str]) -> int:
+        """Select all rows carrying one of ``labels`` (a click in the label summary)."""
+        if not self.n_rows:
+            return 0
+        self.selection = np.flatnonzero(self.frame["label"].isin(list(labels)).to_numpy()).astype(np.int64)
+        return len(self.selection)
+
+    def clear_selection(self) -> None:
+        """Nothing selected, no label filter."""
+        with param.parameterized.batch_call_watchers(self):
+            self.selection = _EMPTY.copy()
+            self.selected_labels = []
+            self.focus = None
+
+    def clear_labels(self) -> None:
+        """Empty the label chooser (the seed's 'Clear labels')."""
+        self.selected_labels = []
+
+    def _labels_from_selection(self, event) -> None:
+        # a side effect, not a derivation: the chooser stays editable by the user afterwards
+        if self.frame is None or len(self.selection) == 0:
+            self.selected_labels = []
+            return
+        present = set(pd.unique(self.frame["label"].to_numpy()[self.selection]))
+        self.selected_labels = [label for label in self.param.selected_labels.objects if label in present]
+
+    @param.depends("frame", "selection", "selected_labels", "only_selected")
+    def selected_rows(self) -> np.ndarray:
+        """Row positions the table shows and label edits act on."""
+        if self.frame is None:
+            return _EMPTY.copy()
+        labels = self.frame["label"]
+        if len(self.selection) == 0 and not self.selected_labels:
+            return _EMPTY.copy()
+        if not self.selected_labels:
+            return np.asarray(self.selection, dtype=np.int64)
+        wanted = labels.isin(self.selected_labels).to_numpy()
+        if len(self.selection) == 0 or not self.only_selected:
+            if not self.only_selected and len(self.selection):
+                mask = np.zeros(len(labels), dtype=bool)
+                mask[self.selection] = True
+                return np.flatnonzero(mask | wanted).astype(np.int64)
+            return np.flatnonzero(wanted).astype(np.int64)
+        sel = np.asarray(self.selection, dtype=np.int64)
+        return sel[wanted[sel]]
+
+    @param.depends("frame", "selection", "selected_labels", "only_selected")
+    def selected_frame(self) -> pd.DataFrame:
+        """The selected rows (index = row position), with a ``name`` column (the file name)."""
+        if self.frame is None:
+            return pd.DataFrame()
+        rows = self.selected_rows()
+        out = self.frame.iloc[rows]
+        names = out["path"].str.rsplit("/", n=1).str[-1]
+        return out.assign(name=names.to_numpy())
+
+    @param.depends("frame", "colors")
+    def label_summary(self) -> pd.DataFrame:
+        """One row per label: label, colour, count, share, mean membership probability, a
+        representative row (the most probable member) and its content hash; noise last."""
+        columns = ["label", "color", "count", "share", "mean_probability", "representative", "content_hash"]
+        if self.frame is None or len(self.frame) == 0:
+            return pd.DataFrame(columns=columns)
+        frame = self.frame
+        groups = frame.groupby("label", sort=False, observed=True)
+        summary = groups.agg(count=("label", "size"), mean_probability=("probability", "mean"))
+        best = frame["probability"].to_numpy().argsort(kind="stable")[::-1]
+        firsts = frame.iloc[best].drop_duplicates("label")
+        summary["representative"] = pd.Series(firsts.index.to_numpy(), index=firsts["label"].to_numpy())
+        summary["content_hash"] = pd.Series(
+            firsts["content_hash"].to_numpy() if "content_hash" in firsts else "", index=firsts["label"].to_numpy()
+        )
+        summary["share"] = summary["count"] / len(frame)
+        summary["color"] = summary.index.map(lambda label: self.colors.get(label, "#000000"))
+        summary = summary.reindex(self.sorted_labels(frame)).reset_index(names="label")
+        return summary[columns]
+
+    # ---------------------------------------------------------------------------------
+    # label edits, undo, redo
+    # ---------------------------------------------------------------------------------
+    def _apply_labels(self, labels: np.ndarray, message: str, *, record: bool = True) -> None:
+        old = self.frame["label"].to_numpy(dtype=object)
+        if record:
+            self._undo = [*self._undo, old][-UNDO_LIMIT:]
+            self._redo = []
+        self._set_frame(self.frame.assign(label=labels))
+        with param.edit_constant(self):
+            self.can_undo, self.can_redo, self.dirty = bool(self._undo), bool(self._redo), True
+        self.message = message
+        # the selection keeps its rows; its labels are read again
+        self._labels_from_selection(None)
+
+    def relabel(self, new_label: str) -> int:
+        """Give the selected rows (``selected_rows()``) the label ``new_label``; returns how many."""
+        new_label = _clean_label(new_label)
+        rows = self.selected_rows()
+        if len(rows) == 0:
+            self.message = "Select some points first."
+            return 0
+        labels = self.frame["label"].to_numpy(dtype=object).copy()
+        labels[rows] = new_label
+        self._apply_labels(labels, f"{len(rows)} rows labelled {new_label!r}.")
+        return len(rows)
+
+    def rename_label(self, old: str, new: str) -> int:
+        """Rename label ``old`` to ``new`` everywhere (merging if ``new`` exists); returns rows changed."""
+        new = _clean_label(new)
+        labels = self.frame["label"].to_numpy(dtype=object).copy()
+        mask = labels == old
+        if not mask.any() or old == new:
+            self.message = f"No label {old!r} to rename." if not mask.any() else "Same name."
+            return 0
+        labels[mask] = new
+        if old in self.colors and new not in self.colors:
+            self.colors = {**self.colors, new: self.colors[old]}
+        self._apply_labels(labels, f"{old!r} renamed to {new!r} ({int(mask.sum())} rows).")
+        return int(mask.sum())
+
+    def merge_labels(self, labels: Sequence[str], into: str) -> int:
+        """Give every row labelled one of ``labels`` the label ``into``; returns rows changed."""
+        into = _clean_label(into)
+        current = self.frame["label"].to_numpy(dtype=object).copy()
+        mask = np.isin(current, [label for label in labels if label != into])
+        if not mask.any():
+            self.message = "Nothing to merge."
+            return 0
+        current[mask] = into
+        self._apply_labels(current, f"{len(labels)} labels merged into {into!r} ({int(mask.sum())} rows).")
+        return int(mask.sum())
+
+    def undo(self) -> bool:
+        """Undo the last label edit; False when there is none."""
+        return self._travel("_undo", "_redo", "Undone.")
+
+    def redo(self) -> bool:
+        """Redo the last undone label edit; False when there is none."""
+        return self._travel("_redo", "_undo", "Redone.")
+
+    def _travel(self, source: str, target: str, message: str) -> bool:
+        """Move one step between the undo and redo stacks, applying the labels it holds."""
+        stack = getattr(self, source)
+        if not stack:
+            return False
+        setattr(self, target, [*getattr(self, target), self.frame["label"].to_numpy(dtype=object)])
+        *rest, labels = stack
+        setattr(self, source, rest)
+        self._apply_labels(labels, message, record=False)
+        return True
+
+    def reset(self) -> None:
+        """Back to the labels of the results as loaded (or last saved), nothing selected (undoable)."""
+        self.clear_selection()
+        if self.results is not None and self.frame is not None:
+            original = self.results.frame["label"].to_numpy(dtype=object)
+            if not np.array_equal(original, self.frame["label"].to_numpy(dtype=object)):
+                self._apply_labels(original.copy(), "Labels reset.")
+                with param.edit_constant(self):
+                    self.dirty = False
+
+    def save_labels(self, path: Optional[str | Path] = None) -> Path:
+        """Write the current labels into the results file (atomically); returns its path."""
+        if self.results is None:
+            raise ValueError("no results to save")
+        target = Path(path) if path is not None else self.results.path
+        if target is None:
+            raise ValueError("these results have no file yet: give a path")
+        self.results.frame = self.frame.copy()
+        saved = self.results.save(target)
+        with param.edit_constant(self):
+            self.dirty = False
+        self.message = f"Labels saved to {saved.name}."
+        return saved
+
+    # ---------------------------------------------------------------------------------
+    # exports (bytes for the browser; nothing is written on the server)
+    # ---------------------------------------------------------------------------------
+    EXPORT_COLUMNS = ["path", "label", "cluster", "probability", "outlier_score", "x", "y", "width", "height",
+                      "content_hash"]
+
+    def export_frame(self, scope: str = "selection") -> pd.DataFrame:
+        """The rows to export: ``'selection'`` (the table's rows) or ``'all'``."""
+        frame = self.frame if scope == "all" else self.frame.iloc[self.selected_rows()]
+        return frame[[c for c in self.EXPORT_COLUMNS if c in frame]].reset_index(drop=True)
+
+    def to_csv_bytes(self, scope: str = "selection") -> io.BytesIO:
+        """CSV of the rows (``scope`` as in :meth:`export_frame`) as a file object."""
+        return io.BytesIO(self.export_frame(scope).to_csv(index=False).encode("utf-8"))
+
+    def to_parquet_bytes(self, scope: str = "selection") -> io.BytesIO:
+        """Parquet of the rows as a file object."""
+        out = io.BytesIO()
+        self.export_frame(scope).to_parquet(out, index=False)
+        out.seek(0)
+        return out
+
+    def to_zip_bytes(self) -> io.BytesIO:
+        """A zip of the selected images laid out ``label/filename`` as a file object."""
+        from .compute.thumbs import write_image_zip
+
+        out = io.BytesIO()
+        root = self.results.image_root if self.results is not None else None
+        write_image_zip(out, self.frame.iloc[self.selected_rows()], root)
+        out.seek(0)
+        return out
+
+
+def _clean_label(text: str) -> str:
+    label = " ".join(str(text).split())
+    if not label:
+        raise ValueError("a label cannot be empty")
+    return label[:200]

@@ -1,0 +1,460 @@
+"""Thin views of a :class:`~bulk_panel.state.ResultsStore`: they read it and write intent back.
+
+>>> store = ResultsStore.from_path("results.parquet")
+>>> Dashboard(store=store).servable()      # in app.py
+>>> Dashboard(store=store)                 # inline in Jupyter
+
+Thumbnails reach the browser through ``ROUTES`` (``/thumbs/<content hash>.jpg``), which serves
+only images registered from loaded results: ``panel serve app.py --plugins bulk_panel.views``
+or ``pn.serve(..., extra_patterns=ROUTES)``. Without the route (a notebook) the table inlines
+the thumbnails of a small selection as ``data:`` URIs.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Optional
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from tornado.web import HTTPError, RequestHandler
+
+from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache
+from .state import ResultsStore
+
+__all__ = [
+    "Dashboard", "Downloads", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView",
+    "SelectionTable", "ThumbnailHandler", "shared_thumbnails",
+]
+
+THUMBS_URL = "/thumbs/"
+_SIZES = {"thumb": THUMB_SIZE, "preview": PREVIEW_SIZE}
+
+
+def shared_thumbnails() -> ThumbnailCache:
+    """The process-wide thumbnail cache (immutable per hash, shared by all sessions)."""
+    return pn.state.as_cached("bulk_panel.thumbnails", ThumbnailCache)
+
+
+class ThumbnailHandler(RequestHandler):
+    """``GET /thumbs/<32 hex>.jpg[?size=preview]``: the JPEG of a registered image, else 404."""
+
+    async def get(self, digest: str) -> None:
+        size = _SIZES.get(self.get_argument("size", "thumb"))
+        if size is None or not HASH_PATTERN.fullmatch(digest):
+            raise HTTPError(404)
+        jpeg = await asyncio.to_thread(shared_thumbnails().get, digest, size)
+        if jpeg is None:
+            raise HTTPError(404)
+        self.set_header("Content-Type", "image/jpeg")
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")  # content-addressed
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.write(jpeg)
+
+
+ROUTES = [(r"/thumbs/([0-9a-f]{32})\.jpg", ThumbnailHandler, {})]
+
+
+def _button(label: str, on_click: Callable, **kw) -> pn.widgets.Button:
+    button = pn.widgets.Button(label=label, **kw)
+    button.on_click(lambda event: on_click())
+    return button
+
+
+class ScatterView(pn.viewable.Viewer):
+    """The map: points coloured by label; datashaded above ``rasterize_above`` points.
+
+    Box and lasso selections go to the store in data space (so they work on the datashaded map
+    too); the store's selected rows are drawn on top, the focused row is ringed.
+    """
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    rasterize_above = param.Integer(default=20_000, bounds=(0, None), doc="Datashade above this many points.")
+    point_size = param.Number(default=5, bounds=(1, 20), doc="Marker size of plain points.")
+    height = param.Integer(default=640, doc="Plot height in pixels (the width stretches).")
+    frame_version = param.Integer(default=0, doc="Bumped when the points or colours change (cheap to hash).")
+    selection_version = param.Integer(default=0, doc="Bumped when the selected rows change.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        # HoloViews hashes the arguments of a DynamicMap callback; counters keep that cheap
+        self.store.param.watch(lambda *e: self.param.update(frame_version=self.frame_version + 1), ["frame", "colors"])
+        self.store.param.watch(
+            lambda *e: self.param.update(selection_version=self.selection_version + 1),
+            ["frame", "selection", "selected_labels", "only_selected"],
+        )
+        self.bounds = hv.streams.BoundsXY()
+        self.lasso = hv.streams.Lasso()
+        self.bounds.add_subscriber(self._on_bounds)
+        self.lasso.add_subscriber(self._on_lasso)
+        self._plot = None
+
+    @property
+    def rasterized(self) -> bool:
+        return self.store.n_rows > self.rasterize_above
+
+    def _on_bounds(self, bounds=None) -> None:
+        if bounds is not None:
+            self.store.select_box(*bounds)
+
+    def _on_lasso(self, geometry=None) -> None:
+        if geometry is not None and len(geometry) >= 3:
+            geometry = np.asarray(geometry)
+            self.store.select_polygon(geometry[:, 0], geometry[:, 1])
+
+    def _points(self, version: int = 0) -> hv.Points:
+        frame, colors = self.store.frame, self.store.colors
+        data = pd.DataFrame({
+            "x": frame["x"].to_numpy(),
+            "y": frame["y"].to_numpy(),
+            "label": pd.Categorical(frame["label"].to_numpy(), categories=list(colors)),
+        })
+        if not self.rasterized:
+            data["name"] = frame["path"].str.rsplit("/", n=1).str[-1].to_numpy()
+            data["color"] = frame["label"].map(colors).to_numpy()
+        return hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
+
+    def _highlight(self, version: int = 0) -> hv.Points:
+        frame, rows = self.store.frame, self.store.selected_rows()
+        return hv.Points((frame["x"].to_numpy()[rows], frame["y"].to_numpy()[rows]), kdims=["x", "y"])
+
+    def _focus(self, focus: Optional[int]) -> hv.Points:
+        frame = self.store.frame
+        if focus is None or frame is None or not 0 <= focus < len(frame):
+            return hv.Points([], kdims=["x", "y"])
+        return hv.Points([(float(frame["x"].iloc[focus]), float(frame["y"].iloc[focus]))], kdims=["x", "y"])
+
+    def plot(self) -> hv.Overlay:
+        """The HoloViews object (built once per view)."""
+        if self._plot is not None:
+            return self._plot
+        import holoviews.plotting.bokeh  # noqa: F401  the backend the options belong to
+
+        store = self.store
+        tools = ["box_select", "lasso_select"]
+        base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version))
+        highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
+        focus = hv.DynamicMap(pn.bind(self._focus, focus=store.param.focus))
+        if self.rasterized:
+            import datashader as ds
+            from holoviews.operation.datashader import datashade, dynspread
+
+            shown = dynspread(
+                datashade(base, aggregator=ds.count_cat("label"), color_key=store.param.colors,
+                          min_alpha=90), threshold=0.6, max_px=3,
+            ).opts(tools=tools)
+            marked = dynspread(
+                datashade(highlight, cmap=["#111111"], min_alpha=255), threshold=0.9, max_px=2,
+            )
+        else:
+            shown = base.opts(
+                color="color", size=self.point_size, line_color="white", line_width=0.3,
+                tools=tools + ["hover"], hover_tooltips=[("file", "@name"), ("label", "@label")],
+                nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
+            )
+            marked = highlight.opts(
+                color=None, line_color="#111111", line_width=1.2, size=self.point_size + 3,
+                fill_alpha=0, nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
+            )
+        ring = focus.opts(color=None, fill_alpha=0, line_color="#e41a1c", line_width=3, size=22, backend="bokeh")
+        self.bounds.source = shown
+        self.lasso.source = shown
+        self._plot = (shown * marked * ring).opts(
+            responsive=True, height=self.height, xaxis=None, yaxis=None, show_grid=False,
+            active_tools=["box_select", "wheel_zoom"], toolbar="above", show_legend=False,
+            default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"], backend="bokeh",
+        )
+        return self._plot
+
+    def __panel__(self):
+        return pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height)
+
+
+class SelectionTable(pn.viewable.Viewer):
+    """The selected rows: thumbnail, file name, label, cluster, probability, outlier score.
+
+    A row click focuses that row (preview, ring on the map).
+    """
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails_url = param.String(
+        default=THUMBS_URL, allow_None=True,
+        doc="URL prefix of the thumbnail route; None inlines thumbnails (no route, e.g. Jupyter).",
+    )
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
+    inline_limit = param.Integer(default=300, doc="In inline mode, only this many rows get a thumbnail.")
+    page_size = param.Integer(default=12, doc="Rows per page.")
+
+    COLUMNS = ["thumb", "name", "label", "cluster", "probability", "outlier_score"]
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        image = {"type": "image", "height": "44px"}
+        if self.thumbnails_url:
+            image.update(urlPrefix=self.thumbnails_url, urlSuffix=".jpg")
+        self.table = pn.widgets.Tabulator(
+            value=pn.bind(self._rows, param.rx(self.store.selected_frame)),
+            pagination="remote", page_size=self.page_size, show_index=False, disabled=True,
+            selectable=False, sizing_mode="stretch_width", layout="fit_data_stretch",
+            formatters={
+                "thumb": image, "name": "plaintext", "label": "plaintext",
+                "probability": {"type": "progress", "max": 1, "color": "#7fa7d1"},
+                "outlier_score": {"type": "money", "precision": 3, "symbol": ""},
+            },
+            titles={"thumb": "", "name": "file", "outlier_score": "outlier score"},
+            text_align={"cluster": "right"},
+            header_filters=False,
+        )
+        self.table.on_click(self._on_click)
+
+    def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if frame is None or "path" not in frame:
+            return pd.DataFrame({c: [] for c in self.COLUMNS})
+        thumbs = frame["content_hash"] if "content_hash" in frame else pd.Series("", index=frame.index)
+        if not self.thumbnails_url:
+            uris = [""] * len(frame)
+            if self.thumbnails is not None:
+                head = thumbs.iloc[: self.inline_limit].tolist()
+                uris[: len(head)] = self.thumbnails.data_uris(head)
+            thumbs = pd.Series(uris, index=frame.index)
+        return frame.assign(thumb=thumbs.to_numpy())[self.COLUMNS]
+
+    def _on_click(self, event) -> None:
+        value = self.table.value
+        if event.row is not None and 0 <= event.row < len(value):
+            self.store.focus = int(value.index[event.row])
+
+    def __panel__(self):
+        count = pn.bind(lambda rows, frame: f"**{len(rows):,}** of {len(frame):,} images selected",
+                        param.rx(self.store.selected_rows), self.store.param.frame)
+        return pn.Column(pn.pane.Markdown(count, margin=(0, 10)), self.table, sizing_mode="stretch_width")
+
+
+class LabelSummary(pn.viewable.Viewer):
+    """One row per label (colour, count, share, mean probability); a click selects that label."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.table = pn.widgets.Tabulator(
+            value=param.rx(self.store.label_summary).rx.pipe(self._rows),
+            show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
+            layout="fit_data_stretch", pagination="local", page_size=10,
+            formatters={
+                "color": {"type": "color"}, "label": "plaintext",
+                "share": {"type": "money", "precision": 1, "symbol": " %", "symbolAfter": True},
+                "mean_probability": {"type": "money", "precision": 2, "symbol": ""},
+            },
+            titles={"color": "", "mean_probability": "mean prob."},
+            widths={"color": 28},
+        )
+        self.table.on_click(self._on_click)
+
+    @staticmethod
+    def _rows(summary: pd.DataFrame) -> pd.DataFrame:
+        return summary[["color", "label", "count", "share", "mean_probability"]].assign(share=100 * summary["share"])
+
+    def _on_click(self, event) -> None:
+        value = self.table.value
+        if event.row is not None and 0 <= event.row < len(value):
+            self.store.select_labels([value["label"].iloc[event.row]])
+
+    def __panel__(self):
+        return self.table
+
+
+class LabelTools(pn.viewable.Viewer):
+    """The label chooser (synced with the selection) and the label edits: relabel, rename,
+    merge, undo, redo, reset, save."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    new_label = param.String(default="", doc="The label to give the selection, or the merge target.")
+    rename_from = param.Selector(default=None, objects=[], allow_None=True, doc="The label to rename.")
+    rename_to = param.String(default="", doc="Its new name.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        store = self.store
+        self._sync_rename_options()
+        store.param.watch(lambda *e: self._sync_rename_options(), "frame")
+
+        def act(fn):
+            def run():
+                try:
+                    fn()
+                except (ValueError, OSError) as exc:
+                    store.message = f"Not done: {exc}"
+            return run
+
+        self.chooser = pn.widgets.MultiChoice.from_param(
+            store.param.selected_labels, label="Labels in the selection", placeholder="choose labels",
+            sizing_mode="stretch_width",
+        )
+        self.relabel_button = _button("Label selection", act(lambda: store.relabel(self.new_label)), color="primary")
+        self.merge_button = _button(
+            "Merge chosen", act(lambda: store.merge_labels(store.selected_labels, self.new_label)), variant="outline"
+        )
+        self.widgets = pn.Column(
+            self.chooser,
+            pn.widgets.Checkbox.from_param(store.param.only_selected, label="Only change selected"),
+            pn.Row(
+                _button("Clear labels", store.clear_labels, variant="outline"),
+                _button("Clear selection", store.clear_selection, variant="outline"),
+            ),
+            pn.layout.Divider(),
+            pn.widgets.TextInput.from_param(self.param.new_label, label="Label", placeholder="new or existing label",
+                                            sizing_mode="stretch_width"),
+            pn.Row(self.relabel_button, self.merge_button),
+            pn.Row(
+                pn.widgets.Select.from_param(self.param.rename_from, label="Rename", width=130),
+                pn.widgets.TextInput.from_param(self.param.rename_to, label="to", width=130),
+            ),
+            _button("Rename", act(lambda: store.rename_label(self.rename_from, self.rename_to)), variant="outline"),
+            pn.layout.Divider(),
+            pn.Row(
+                _button("Undo", store.undo, disabled=store.param.can_undo.rx.not_(), variant="outline"),
+                _button("Redo", store.redo, disabled=store.param.can_redo.rx.not_(), variant="outline"),
+                _button("Reset", store.reset, variant="outline"),
+            ),
+            _button("Save labels", act(store.save_labels), color="primary",
+                    disabled=store.param.dirty.rx.not_() if store.results is not None and store.results.path
+                    else True),
+            pn.pane.Str(store.param.message, styles={"white-space": "pre-wrap", "font-size": "12px"}),
+            sizing_mode="stretch_width",
+        )
+
+    def _sync_rename_options(self) -> None:
+        labels = self.store.sorted_labels(self.store.frame)
+        self.param.rename_from.objects = labels
+        if self.rename_from not in labels:
+            self.rename_from = labels[0] if labels else None
+
+    def __panel__(self):
+        return self.widgets
+
+
+class Downloads(pn.viewable.Viewer):
+    """CSV / Parquet of the selection or of all rows, and a zip of the selected images.
+
+    The bytes are made on click and sent to the browser; nothing is written on the server.
+    """
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    scope = param.Selector(default="selection", objects=["selection", "all"], doc="Which rows the tables hold.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        store = self.store
+        self.csv = pn.widgets.FileDownload(callback=lambda: store.to_csv_bytes(self.scope), filename="labels.csv",
+                                           label="CSV", sizing_mode="stretch_width")
+        self.parquet = pn.widgets.FileDownload(callback=lambda: store.to_parquet_bytes(self.scope),
+                                               filename="labels.parquet", label="Parquet",
+                                               sizing_mode="stretch_width")
+        self.zip = pn.widgets.FileDownload(callback=store.to_zip_bytes, filename="images.zip",
+                                           label="Images (zip)", sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return pn.Column(
+            pn.widgets.RadioButtonGroup.from_param(self.param.scope, sizing_mode="stretch_width"),
+            pn.Row(self.csv, self.parquet, sizing_mode="stretch_width"),
+            self.zip,
+            sizing_mode="stretch_width",
+        )
+
+
+class ImagePreview(pn.viewable.Viewer):
+    """The focused image, large, with its file name and label (as text, never HTML)."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, doc="Where the preview bytes come from.")
+
+    def _image(self, focus: Optional[int], frame: pd.DataFrame):
+        if focus is None or frame is None or not 0 <= focus < len(frame):
+            return pn.pane.Str("Click a row of the table to see the image.", styles={"color": "#777"})
+        row = frame.iloc[focus]
+        jpeg = self.thumbnails.get(row.get("content_hash", ""), PREVIEW_SIZE) if self.thumbnails else None
+        caption = pn.pane.Str(f"{row['path']}\n{row['label']} · p={row['probability']:.2f}",
+                              styles={"white-space": "pre-wrap", "font-size": "12px"})
+        if jpeg is None:
+            return pn.Column(caption, pn.pane.Str("(image not available)"))
+        return pn.Column(pn.pane.JPG(jpeg, height=240, sizing_mode="stretch_width", fixed_aspect=True), caption)
+
+    def __panel__(self):
+        return pn.panel(pn.bind(self._image, self.store.param.focus, self.store.param.frame), min_height=260)
+
+
+class Dashboard(pn.viewable.Viewer):
+    """The whole page: map, selection table, label summary, preview, label tools, downloads.
+
+    >>> Dashboard(store=ResultsStore.from_path("results.parquet"))           # Jupyter
+    >>> Dashboard(store=store).servable()                                   # FastListTemplate
+    """
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, doc="The (shared) thumbnail cache.")
+    thumbnails_url = param.String(default=THUMBS_URL, allow_None=True,
+                                  doc="Thumbnail route prefix; None inlines thumbnails (Jupyter).")
+    rasterize_above = param.Integer(default=20_000, doc="Datashade the map above this many points.")
+    title = param.String(default="bulk_panel", doc="Page title.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.thumbnails is None:
+            self.thumbnails = shared_thumbnails()
+        results = self.store.results
+        if results is not None:
+            self.thumbnails.register(results.image_root, results.frame)
+        store = self.store
+        self.scatter = ScatterView(store=store, rasterize_above=self.rasterize_above)
+        self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.summary = LabelSummary(store=store)
+        self.tools = LabelTools(store=store)
+        self.downloads = Downloads(store=store)
+        self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
+
+    def _header(self) -> str:
+        frame = self.store.frame
+        n = 0 if frame is None else len(frame)
+        clusters = 0 if frame is None else int((frame["cluster"].unique() >= 0).sum())
+        return f"{n:,} images · {clusters} clusters"
+
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Labels"), self.tools,
+            pn.pane.Markdown("### Download"), self.downloads,
+        ]
+
+    def main(self) -> list:
+        card = dict(sizing_mode="stretch_width", margin=(5, 5), collapsible=False)
+        return [
+            pn.Row(
+                pn.Card(self.scatter, title=f"Map · {self._header()}", **card),
+                pn.Column(
+                    pn.Card(self.preview, title="Image", **card),
+                    pn.Card(self.summary, title="Labels", **card),
+                    width=420,
+                ),
+                sizing_mode="stretch_width",
+            ),
+            pn.Card(self.table, title="Selection", **card),
+        ]
+
+    def template(self) -> pn.template.FastListTemplate:
+        """The served page."""
+        return pn.template.FastListTemplate(
+            title=self.title, sidebar=self.sidebar(), main=self.main(), sidebar_width=330,
+            accent="#3f6fb5", main_layout=None,
+        )
+
+    def servable(self, title: Optional[str] = None, location: bool = True, area: str = "main", target=None):
+        return self.template().servable(title=title or self.title, location=location)
+
+    def __panel__(self):
+        return pn.Row(
+            pn.Column(*self.sidebar(), width=320),
+            pn.Column(*self.main(), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,198 @@
+"""Level 1: the per-session ResultsStore, selection geometry and thumbnails — no browser, no model."""
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bulk_panel import load_results
+from bulk_panel.compute.cache import content_hash
+from bulk_panel.compute.results import Results, build_frame
+from bulk_panel.compute.thumbs import ThumbnailCache, safe_name, write_image_zip
+from bulk_panel.state import NOISE_COLOR, ResultsStore, points_in_box, points_in_polygon
+
+
+def synthetic_results(n=200, clusters=4, seed=0, paths=None, hashes=None, image_root=None) -> Results:
+    """Blobs of points around ``clusters`` centres, some noise; no model, no UMAP."""
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(-1, clusters, n)
+    centres = rng.uniform(-10, 10, (clusters + 1, 2))
+    xy = centres[cluster + 1] + rng.normal(scale=1.0, size=(n, 2))
+    frame = build_frame(
+        paths=paths if paths is not None else [f"group {i % 3}/img <{i}>.png" for i in range(n)],
+        hashes=hashes if hashes is not None else [f"{i:032x}" for i in range(n)],
+        sizes=np.full((n, 2), 64),
+        xy=xy,
+        clusters=cluster,
+        probabilities=np.where(cluster == -1, 0.0, rng.uniform(0.2, 1.0, n)),
+        outlier_scores=rng.random(n),
+        labels=["noise" if c == -1 else f"cluster {c}" for c in cluster],
+    )
+    meta = {"image_root": str(image_root)} if image_root else {}
+    return Results(frame=frame, meta=meta)
+
+
+@pytest.fixture
+def store():
+    return ResultsStore(results=synthetic_results())
+
+
+def test_points_in_box_and_polygon_agree_on_a_rectangle():
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-5, 5, (2, 10_000)).astype(np.float32)
+    box = points_in_box(x, y, 1, -2, -1, 2)  # corners in any order
+    poly = points_in_polygon(x, y, [-1, 1, 1, -1], [-2, -2, 2, 2])
+    assert set(box) == set(poly)
+    assert len(box) == int(((abs(x) <= 1) & (abs(y) <= 2)).sum())
+
+
+def test_points_in_polygon_triangle_and_degenerate():
+    x = np.array([0.1, 0.9, 0.5, 2.0])
+    y = np.array([0.1, 0.8, 0.2, 0.0])
+    assert list(points_in_polygon(x, y, [0, 1, 0], [0, 0, 1])) == [0, 2]
+    assert len(points_in_polygon(x, y, [0, 1], [0, 1])) == 0
+
+
+def test_selection_fills_labels_and_table(store):
+    f = store.frame
+    n = store.select_box(-3, -3, 3, 3)
+    expected = np.flatnonzero(((f.x >= -3) & (f.x <= 3) & (f.y >= -3) & (f.y <= 3)).to_numpy())
+    assert n == len(expected)
+    assert list(store.selected_frame().index) == list(expected)
+    assert set(store.selected_labels) == set(f.label.iloc[expected])
+    assert (store.selected_frame()["name"] == f.path.iloc[expected].str.split("/").str[-1]).all()
+
+
+def test_choosing_labels_filters_the_selection(store):
+    store.select_box(-20, -20, 20, 20)
+    store.selected_labels = ["cluster 1"]
+    table = store.selected_frame()
+    assert len(table) == (store.frame.label == "cluster 1").sum()
+    assert set(table.label) == {"cluster 1"}
+    store.clear_labels()
+    assert len(store.selected_frame()) == len(store.frame)
+    store.clear_selection()
+    assert len(store.selected_frame()) == 0
+
+
+def test_only_selected_off_adds_all_rows_of_chosen_labels(store):
+    store.selection = np.array([0])
+    store.only_selected = False
+    store.selected_labels = ["cluster 2"]
+    rows = set(store.selected_rows())
+    assert rows == {0} | set(np.flatnonzero(store.frame.label == "cluster 2"))
+
+
+def test_relabel_undo_redo_reassigns_frame(store):
+    before = store.frame
+    events = []
+    store.param.watch(lambda e: events.append(e.name), "frame")
+    store.selection = np.array([1, 2, 3])
+    assert store.relabel("  my   cats ") == 3
+    assert store.frame is not before and events == ["frame"]
+    assert list(store.frame.label.iloc[[1, 2, 3]]) == ["my cats"] * 3
+    assert before.label.iloc[1] != "my cats"  # the old frame was not changed in place
+    assert store.selected_labels == ["my cats"] and store.can_undo and store.dirty
+    assert store.colors["my cats"] not in {NOISE_COLOR} | {store.colors[k] for k in store.colors if k != "my cats"}
+    assert store.undo()
+    pd.testing.assert_series_equal(store.frame.label, before.label)
+    assert store.can_redo and not store.can_undo
+    assert store.redo()
+    assert store.frame.label.iloc[2] == "my cats"
+    assert not store.redo()
+    with pytest.raises(ValueError):
+        store.relabel("   ")
+
+
+def test_rename_merge_and_colours_stay(store):
+    colors = dict(store.colors)
+    assert colors["noise"] == NOISE_COLOR
+    n1 = (store.frame.label == "cluster 1").sum()
+    assert store.rename_label("cluster 1", "dogs") == n1
+    assert store.colors["dogs"] == colors["cluster 1"]
+    assert store.colors["cluster 0"] == colors["cluster 0"]
+    n = store.frame.label.isin(["cluster 0", "cluster 2"]).sum()
+    n2 = (store.frame.label == "cluster 2").sum()
+    assert store.merge_labels(["cluster 0", "cluster 2"], "cluster 0") == n2
+    assert (store.frame.label == "cluster 0").sum() == n
+    assert "cluster 2" not in store.param.selected_labels.objects
+    store.undo(); store.undo()
+    assert (store.frame.label == "cluster 1").sum() == n1
+
+
+def test_label_summary(store):
+    s = store.label_summary()
+    assert list(s.columns) == ["label", "color", "count", "share", "mean_probability", "representative",
+                            "content_hash"]
+    assert s["count"].sum() == len(store.frame) and s.label.iloc[-1] == "noise"
+    assert abs(s.share.sum() - 1) < 1e-9
+    row = s.set_index("label").loc["cluster 0"]
+    members = store.frame[store.frame.label == "cluster 0"]
+    assert row["mean_probability"] == pytest.approx(members.probability.mean())
+    assert store.frame.label.iloc[row["representative"]] == "cluster 0"
+    store.select_labels(["cluster 0"])
+    assert len(store.selection) == len(members)
+
+
+def test_reset_and_save_labels_round_trip(tmp_path, store):
+    path = store.results.save(tmp_path / "r.parquet")
+    store.selection = np.array([0, 5])
+    store.relabel("kept")
+    store.save_labels()
+    assert not store.dirty
+    again = ResultsStore.from_path(path)
+    assert list(again.frame.label.iloc[[0, 5]]) == ["kept", "kept"]
+    again.selection = np.array([1])
+    again.relabel("temp")
+    again.reset()
+    assert again.frame.label.iloc[1] != "temp" and len(again.selection) == 0
+    assert load_results(path).frame.label.iloc[0] == "kept"
+
+
+def test_exports(store):
+    store.select_labels(["cluster 3"])
+    csv = pd.read_csv(store.to_csv_bytes("selection"))
+    assert len(csv) == (store.frame.label == "cluster 3").sum() and set(csv.label) == {"cluster 3"}
+    assert len(pd.read_parquet(store.to_parquet_bytes("all"))) == len(store.frame)
+
+
+def _real_images(tmp_path, count=4):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    paths, hashes = [], []
+    for i in range(count):
+        rel = f"a/pic {i}.png" if i else "a/../evil name.png".replace("../", "")
+        Image.new("RGB", (200 + i, 100), (40 * i, 80, 120)).save(root / rel)
+        paths.append(rel)
+        hashes.append(content_hash((root / rel).read_bytes()))
+    return root, paths, hashes
+
+
+def test_thumbnails_only_for_registered_hashes(tmp_path):
+    root, paths, hashes = _real_images(tmp_path)
+    results = synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root)
+    thumbs = ThumbnailCache(tmp_path / "cache")
+    assert thumbs.get(hashes[0]) is None  # not registered yet
+    assert thumbs.register(results.image_root, results.frame) == len(paths)
+    jpeg = thumbs.get(hashes[1])
+    assert jpeg[:2] == b"\xff\xd8"
+    assert thumbs.file_for(hashes[1]).exists()
+    assert thumbs.get("../../etc/passwd") is None and thumbs.get("f" * 32) is None
+    assert thumbs.data_uris([hashes[0], "x"])[1] == ""
+
+
+def test_image_zip_layout_and_names(tmp_path):
+    root, paths, hashes = _real_images(tmp_path)
+    frame = pd.DataFrame({"path": paths + [paths[1], "missing.png"], "label": ["../up", "b/c", "b/c", "b/c", "b/c", "x"]})
+    out = io.BytesIO()
+    names = write_image_zip(out, frame, root)
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == names
+        assert all(".." not in n.split("/") and n.count("/") == 1 for n in names)
+        assert "up/evil name.png" in names and "b_c/pic 1-2.png" in names
+        assert zf.read("b_c/pic 1.png") == (root / paths[1]).read_bytes()
+    assert safe_name("../../etc/passwd") == "etc_passwd" and safe_name("..") == "unnamed"
