@@ -30,7 +30,7 @@ STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
     "source": (ImageSource, ("recursive", "include_hidden")),
     "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels")),
     "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
-    "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon")),
+    "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
 }
 ALIASES = {"n_neighbors": "umap-neighbors"}
 

@@ -42,7 +42,11 @@ def test_results_rows_columns_and_labels(first_run):
     assert np.isfinite(frame[["x", "y"]].to_numpy()).all()
     assert (frame.width > 0).all() and (frame.height > 0).all()
     assert ((frame.probability >= 0) & (frame.probability <= 1)).all()
-    assert frame.label.tolist() == [cluster_label(c) for c in frame.cluster]
+    # one readable label per cluster (suggested from ImageNet predictions), 'noise' for noise
+    pairs = set(zip(frame.cluster, frame.label))
+    assert len(pairs) == frame.cluster.nunique() == frame.label.nunique()
+    assert all((label == "noise") == (c == -1) for c, label in pairs)
+    assert {int(k): v for k, v in results.meta["cluster_names"].items()} == {c: l for c, l in pairs if c >= 0}
     assert results.cluster_coords.shape == (24, pipeline.projector.cluster_dims)
     assert results.meta["counts"]["embedded"] == 24
     assert results.meta["weights"].startswith("file:")
@@ -79,6 +83,13 @@ def test_umap_and_hdbscan_recover_known_groups_with_default_settings(tmp_path):
     d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (truth.to_numpy()[d.argmin(1)] == truth.to_numpy()).all()
+    names = results.meta["cluster_names"]
+    print("suggested names:", names)
+    assert len(set(names.values())) == 3 and not any(n.startswith("cluster ") for n in names.values())
+    pipeline.clusterer.suggest_names = False
+    assert pipeline.stale() == []
+    plain = pipeline.run()
+    assert set(plain.frame.label) == {cluster_label(c) for c in plain.frame.cluster}
 
 
 def test_changing_a_later_stage_reruns_only_that_stage(first_run):

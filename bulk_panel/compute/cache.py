@@ -38,6 +38,13 @@ def default_cache_dir() -> Path:
     return Path(base) / CACHE_FOLDER_NAME
 
 
+def l2_normalise(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32; ``out=x`` works in place."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True) if x.size else np.ones((len(x), 1), np.float32)
+    return np.divide(x, np.maximum(norms, 1e-12), out=out)
+
+
 def content_hash(data: bytes) -> str:
     """The content key of a file's bytes: ``content_hash(b'abc')`` → 32 hex characters."""
     return hashlib.blake2b(data, digest_size=HASH_BYTES).hexdigest()

@@ -50,6 +50,14 @@ class Clusterer(param.Parameterized):
         doc="merge clusters closer than this distance (cluster_selection_epsilon)",
     )
 
+    suggest_names = param.Boolean(
+        default=True,
+        doc="name clusters after the model's ImageNet predictions when it has that head (else 'cluster N')",
+    )
+
+    #: parameters that change the clusters (naming happens when results are assembled)
+    result_params = ("min_cluster_size", "min_samples", "selection_method", "epsilon")
+
     def fit(self, points: np.ndarray) -> "Clusterer":
         """Cluster ``points`` (n × d)."""
         n = len(points)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import param
 
-from .cache import EmbeddingCache, FileIndex, content_hash, default_cache_dir
+from .cache import EmbeddingCache, l2_normalise, FileIndex, content_hash, default_cache_dir
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image
 
 log = logging.getLogger("bulk_panel")
@@ -212,7 +212,7 @@ def load_model(model: str = DEFAULT_MODEL, weights: Optional[str] = None, device
         "model": model,
         "weights": weights_id,
         "preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "features": "pre_logits",
+        "features": "pooled pre-logits, raw",
     }
     log.info("model %s with weights %s on %s", model, weights_desc, dev)
     return LoadedModel(net, transform, data_config, weights_desc, weights_id, dev, identity)
@@ -270,7 +270,8 @@ def _collate(items):
 class Embedder(param.Parameterized):
     """Turns image files into L2-normalised embedding vectors with a timm model.
 
-    Fitted attributes: ``embeddings_`` (float32, one row per used file), ``paths_`` (the used
+    Fitted attributes: ``embeddings_`` (float32, L2-normalised, one row per used file),
+    ``classes_`` (top ImageNet classes per image from the model's own head, or None), ``paths_`` (the used
     files, relative), ``hashes_``, ``sizes_`` (width, height), ``skipped_`` (list of Skipped),
     ``weights_`` (where the weights came from), ``counts_`` (embedded / cached / skipped).
     """
@@ -307,8 +308,9 @@ class Embedder(param.Parameterized):
         """The model, loaded once per process for each (model, weights, device)."""
         return shared_model(self.model, self.weights, self.device)
 
-    def embed_tensors(self, batch) -> np.ndarray:
-        """Forward a batch of preprocessed images: pooled pre-logits features, L2-normalised."""
+    def embed_tensors(self, batch, normalise: bool = True) -> np.ndarray:
+        """Forward a batch of preprocessed images: pooled pre-logits features, L2-normalised
+        unless ``normalise=False`` (the cache keeps them raw, so the classifier head still applies)."""
         import torch
 
         lm = self.loaded()
@@ -316,9 +318,30 @@ class Embedder(param.Parameterized):
             x = batch.to(lm.device)
             if lm.device != "mps":
                 x = x.contiguous(memory_format=torch.channels_last)
-            feats = lm.model.forward_head(lm.model.forward_features(x), pre_logits=True)
-            feats = torch.nn.functional.normalize(feats.float().flatten(1), dim=1)
+            feats = lm.model.forward_head(lm.model.forward_features(x), pre_logits=True).float().flatten(1)
+            if normalise:
+                feats = torch.nn.functional.normalize(feats, dim=1)
         return feats.cpu().numpy()
+
+    def classify(self, features: np.ndarray, k: int = 5, chunk: int = 65_536):
+        """Top-``k`` classes of raw pooled ``features`` through the model's own classifier head:
+        ``(indices int16 n×k, probabilities float16 n×k)``, or None for a model without a
+        1000-class (ImageNet) head."""
+        import torch
+
+        lm = self.loaded()
+        head = lm.model.get_classifier() if hasattr(lm.model, "get_classifier") else None
+        if not isinstance(head, torch.nn.Linear) or head.out_features != 1000 or head.in_features != features.shape[1]:
+            return None
+        idx = np.empty((len(features), k), np.int16)
+        prob = np.empty((len(features), k), np.float16)
+        with torch.inference_mode():
+            for start in range(0, len(features), chunk):
+                part = torch.from_numpy(np.ascontiguousarray(features[start : start + chunk])).to(lm.device)
+                p, i = head(part).softmax(dim=1).topk(k, dim=1)
+                idx[start : start + chunk] = i.cpu().numpy()
+                prob[start : start + chunk] = p.cpu().numpy()
+        return idx, prob
 
     def _embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
         """Read, hash, decode and embed ``files`` (absolute) into ``cache``, batch by batch.
@@ -349,7 +372,8 @@ class Embedder(param.Parameterized):
                 if error is None and tensor is not None and digest not in cache:
                     fresh.setdefault(digest, tensor)
             if fresh:
-                cache.add(list(fresh), self.embed_tensors(torch.stack(list(fresh.values()))))
+                raw = self.embed_tensors(torch.stack(list(fresh.values())), normalise=False)
+                cache.add(list(fresh), raw)
                 embedded += len(fresh)
             on_batch([(j, digest, width, height, error) for j, digest, width, height, _, error in items])
         return embedded
@@ -420,7 +444,9 @@ class Embedder(param.Parameterized):
         self.paths_ = [paths[i] for i in ok]
         self.hashes_ = [hashes[i] for i in ok]
         self.sizes_ = sizes[ok]
-        self.embeddings_ = cache.get(self.hashes_) if ok else np.zeros((0, 0), np.float32)
+        features = cache.get(self.hashes_) if ok else np.zeros((0, 0), np.float32)
+        self.classes_ = self.classify(features) if ok else None
+        self.embeddings_ = l2_normalise(features, out=features)
         self.skipped_ = [Skipped(paths[i], errors[i]) for i in sorted(errors)]
         self.weights_ = lm.weights
         self.counts_ = {"embedded": embedded, "cached": len(ok) - embedded, "skipped": len(errors)}

@@ -26,6 +26,7 @@ from .cache import default_cache_dir, fingerprint
 from .cluster import Clusterer
 from .embed import Embedder, check_model_name
 from .images import ImageSource
+from .names import suggest_names
 from .project import Projector
 from .records import cluster_label
 from .results import Results, build_frame
@@ -150,6 +151,12 @@ class Pipeline(param.Parameterized):
         self.ran_ = [s for s in STAGES if s in todo]
         return self.results()
 
+    def _label_names(self) -> list[str]:
+        """The initial label of every row: suggested cluster names, or 'cluster N'; 'noise'."""
+        classes = self.embedder.classes_ if self.clusterer.suggest_names else None
+        self.cluster_names_ = suggest_names(self.clusterer.labels_, classes)
+        return [self.cluster_names_.get(int(c), cluster_label(c)) for c in self.clusterer.labels_]
+
     def results(self) -> Results:
         """The :class:`Results` of the last run."""
         emb, clu = self.embedder, self.clusterer
@@ -161,7 +168,7 @@ class Pipeline(param.Parameterized):
             clu.labels_,
             clu.probabilities_,
             clu.outlier_scores_,
-            [cluster_label(c) for c in clu.labels_],
+            self._label_names(),
         )
         skipped = pd.DataFrame(
             [tuple(s) for s in list(self.scan_skipped_) + list(emb.skipped_)], columns=["path", "reason"]
@@ -176,6 +183,7 @@ class Pipeline(param.Parameterized):
                 attr: stage_params(getattr(self, attr)) for attr in ("source", "embedder", "projector", "clusterer")
             },
             "min_cluster_size_used": int(clu.min_cluster_size_),
+            "cluster_names": {str(k): v for k, v in self.cluster_names_.items()},
             "counts": {
                 "found": len(self.paths_) + len(self.scan_skipped_),
                 "used": len(frame),

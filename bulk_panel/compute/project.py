@@ -15,14 +15,9 @@ from typing import Optional
 import numpy as np
 import param
 
+from .cache import l2_normalise
+
 SMALL_DATA = 4096  # below this umap-learn computes exact distances itself
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def _fallback_coords(x: np.ndarray, dims: int) -> np.ndarray:
