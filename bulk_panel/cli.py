@@ -183,6 +183,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Cluster quality against first-level folder names: defaults vs the seed's recipe."""
+    import json
+
+    from .compute.evaluate import evaluate_recipes, folder_truth
+
+    pipeline = build_pipeline(args, Path(args.folder))
+    bars = _Bars(not args.quiet and not args.json)
+    try:
+        pipeline.run(progress=bars, until="embed")
+    finally:
+        bars.close()
+    truth = folder_truth(pipeline.embedder.paths_)
+    if len(set(truth)) < 2:
+        raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
+    rows = evaluate_recipes(pipeline.embedder.embeddings_, truth, seed=pipeline.projector.seed)
+    for row in rows:
+        row.pop("labels")
+    if args.json:
+        print(json.dumps({"folder": str(args.folder), "model": pipeline.embedder.model, "classes": len(set(truth)), "rows": rows}, indent=2))
+        return 0
+    print(f"{len(truth)} images in {len(set(truth))} folders, model {pipeline.embedder.model}")
+    print(f"{'recipe':<12}{'ARI':>7}{'NMI':>7}{'clusters':>10}{'noise':>8}{'time':>8}")
+    for r in rows:
+        print(f"{r['recipe']:<12}{r['ari']:7.3f}{r['nmi']:7.3f}{r['clusters']:10d}{100 * r['noise']:7.1f}%{r['seconds']:7.1f}s")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulk-panel", description="Explore, cluster and label large image collections."
@@ -203,6 +231,16 @@ def make_parser() -> argparse.ArgumentParser:
     with_outputs(run, "results.parquet")
     demo = sub.add_parser("demo", help="run the pipeline on the bundled demo images", description=f"Run the pipeline on the bundled demo images ({DEMO_FOLDER}).")
     with_outputs(demo, "demo-results.parquet")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score clusters against first-level folder names (defaults vs the seed's recipe)",
+        description="Treat first-level folder names as ground truth and print ARI, NMI, clusters, "
+        "noise share and time for bulk_panel's defaults and the seed app's recipe on the same embeddings.",
+    )
+    evaluate.add_argument("folder", help="folder whose first-level subfolders are the true groups")
+    evaluate.add_argument("--json", action="store_true", help="print JSON for machines")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    add_pipeline_flags(evaluate)
     serve = sub.add_parser(
         "serve",
         help="open results (or a folder, run first) in the dashboard",
@@ -231,6 +269,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, Path(args.folder))
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "demo":

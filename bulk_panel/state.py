@@ -11,9 +11,12 @@ No Panel import: the views read it and write the user's intent back into it.
 """
 from __future__ import annotations
 
+import asyncio
+import copy
 import io
+import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import IO, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,6 +101,7 @@ class ResultsStore(param.Parameterized):
         default=True, doc="Label choice filters the map selection only; off: chosen labels add all their rows."
     )
     focus = param.Integer(default=None, allow_None=True, doc="Row position shown large in the preview.")
+    hover = param.Integer(default=None, allow_None=True, doc="Row position nearest the cursor on the map.")
     colors = param.Dict(default={}, doc="Label → colour; a label keeps its colour for the session.")
     can_undo = param.Boolean(default=False, constant=True, doc="Whether a label edit can be undone.")
     can_redo = param.Boolean(default=False, constant=True, doc="Whether an undone label edit can be redone.")
@@ -105,13 +109,40 @@ class ResultsStore(param.Parameterized):
     message = param.String(default="", doc="A one-line report of the last action, for the status line.")
 
     def __init__(self, results: Optional[Results] = None, **params):
-        super().__init__(results=results, **params)
+        # a shallow copy: saving labels replaces this session's frame, never a shared one's
+        super().__init__(results=copy.copy(results), **params)
         self._undo: list[np.ndarray] = []
         self._redo: list[np.ndarray] = []
         self._palette = label_palette()
+        self._index = None  # (results, cKDTree-or-arrays) for nearest(); built on first use
         if results is not None and self.frame is None:
             self._set_frame(results.frame.reset_index(drop=True))
         self.param.watch(self._labels_from_selection, "selection")
+
+    def load(self, results: Results) -> None:
+        """Show ``results`` instead of the current ones (e.g. after a pipeline run).
+
+        Frame, selection, label choice, undo/redo history, focus and hover are replaced; labels
+        that exist in both keep their colours.
+
+        >>> store.load(load_results("new.parquet"))
+        """
+        results = copy.copy(results)
+        frame = results.frame.reset_index(drop=True)
+        present = set(self.sorted_labels(frame))
+        self._undo, self._redo = [], []
+        self._index = None
+        with param.parameterized.batch_call_watchers(self):
+            self.focus = None
+            self.hover = None
+            self.selected_labels = []
+            self.selection = _EMPTY.copy()
+            self.colors = {label: color for label, color in self.colors.items() if label in present}
+            self.results = results
+            self._set_frame(frame)
+            with param.edit_constant(self):
+                self.can_undo = self.can_redo = self.dirty = False
+            self.message = f"{len(frame):,} images loaded."
 
     @classmethod
     def from_path(cls, path: str | Path, **params) -> "ResultsStore":
@@ -132,9 +163,11 @@ class ResultsStore(param.Parameterized):
                     len(colors) % len(self._palette)
                 ]
         kept = [label for label in self.selected_labels if label in labels]
+        counts = frame["label"].value_counts(sort=False) if len(frame) else {}
         with param.parameterized.batch_call_watchers(self):
             self.colors = colors
-            self.param.selected_labels.objects = labels
+            # the chooser shows "label (count)" and gives back the label itself
+            self.param.selected_labels.objects = {f"{label} ({int(counts[label]):,})": label for label in labels}
             self.selected_labels = kept
             self.frame = frame
 
@@ -174,6 +207,35 @@ class ResultsStore(param.Parameterized):
         """Select the rows inside the polygon (a lasso); returns how many."""
         self.selection = points_in_polygon(*self._xy(), xs, ys) if self.n_rows else _EMPTY.copy()
         return len(self.selection)
+
+    def nearest(self, x: float, y: float, max_distance: float = np.inf) -> Optional[int]:
+        """Row position of the point nearest (x, y), or None when none lies within ``max_distance``.
+
+        A k-d tree over the map positions is built once per loaded results (positions never
+        change with labels), so a lookup at 1M points takes microseconds.
+
+        >>> store.nearest(0.5, -1.2, max_distance=0.1)
+        """
+        if not self.n_rows or x is None or y is None:
+            return None
+        if self._index is None or self._index[0] is not self.results:
+            xy = np.column_stack(self._xy()).astype(np.float64)
+            try:
+                from scipy.spatial import cKDTree
+
+                tree = cKDTree(xy)
+            except ImportError:  # e.g. a minimal Pyodide build: a linear scan is still ~10 ms at 1M
+                tree = xy
+            self._index = (self.results, tree)
+        tree = self._index[1]
+        if isinstance(tree, np.ndarray):
+            d2 = (tree[:, 0] - x) ** 2 + (tree[:, 1] - y) ** 2
+            row = int(np.argmin(d2))
+            distance = float(np.sqrt(d2[row]))
+        else:
+            distance, row = tree.query((x, y))
+            row = int(row)
+        return row if distance <= max_distance else None
 
     def select_labels(self, labels: Sequence[str]) -> int:
         """Select all rows carrying one of ``labels`` (a click in the label summary)."""
@@ -341,12 +403,41 @@ class ResultsStore(param.Parameterized):
         target = Path(path) if path is not None else self.results.path
         if target is None:
             raise ValueError("these results have no file yet: give a path")
-        self.results.frame = self.frame.copy()
-        saved = self.results.save(target)
-        with param.edit_constant(self):
-            self.dirty = False
-        self.message = f"Labels saved to {saved.name}."
+        frame = self.frame
+        saved = self._write_labels(frame, target)
+        self._saved(frame, saved)
         return saved
+
+    async def save_labels_async(self, path: Optional[str | Path] = None) -> Path:
+        """:meth:`save_labels` with the file written in a worker thread (the event loop stays free).
+
+        Parameters change only on the calling (event-loop) thread; labels edited while the file
+        is written stay marked unsaved.
+
+        >>> await store.save_labels_async()
+        """
+        if self.results is None:
+            raise ValueError("no results to save")
+        target = Path(path) if path is not None else self.results.path
+        if target is None:
+            raise ValueError("these results have no file yet: give a path")
+        frame = self.frame
+        self.message = f"Saving labels to {target.name}…"
+        saved = await asyncio.to_thread(self._write_labels, frame, target)
+        self._saved(frame, saved)
+        return saved
+
+    def _write_labels(self, frame: pd.DataFrame, target: Path) -> Path:
+        results = copy.copy(self.results)  # the session's Results changes only once written
+        results.frame = frame.copy()
+        saved = results.save(target)
+        self.results.frame, self.results.path = results.frame, saved
+        return saved
+
+    def _saved(self, frame: pd.DataFrame, saved: Path) -> None:
+        with param.edit_constant(self):
+            self.dirty = self.frame is not frame
+        self.message = f"Labels saved to {saved.name}."
 
     # ---------------------------------------------------------------------------------
     # exports (bytes for the browser; nothing is written on the server)
@@ -370,15 +461,27 @@ class ResultsStore(param.Parameterized):
         out.seek(0)
         return out
 
-    def to_zip_bytes(self) -> io.BytesIO:
-        """A zip of the selected images laid out ``label/filename`` as a file object."""
+    ZIP_SPOOL_BYTES = 16 << 20
+
+    def to_zip_file(self, max_memory: Optional[int] = None) -> IO[bytes]:
+        """A zip of the selected images laid out ``label/filename``, as a file object at 0.
+
+        Written into a ``SpooledTemporaryFile``: up to ``max_memory`` bytes (default 16 MiB)
+        in memory, then on disk, so a large selection does not fill the server's memory.
+
+        >>> with store.to_zip_file() as fh: zipfile.ZipFile(fh).namelist()
+        """
         from .compute.thumbs import write_image_zip
 
-        out = io.BytesIO()
+        out = tempfile.SpooledTemporaryFile(max_size=self.ZIP_SPOOL_BYTES if max_memory is None else max_memory)
         root = self.results.image_root if self.results is not None else None
         write_image_zip(out, self.frame.iloc[self.selected_rows()], root)
         out.seek(0)
         return out
+
+    def to_zip_bytes(self) -> IO[bytes]:
+        """Alias of :meth:`to_zip_file` (kept for callers of the first version)."""
+        return self.to_zip_file()
 
 
 def _clean_label(text: str) -> str:

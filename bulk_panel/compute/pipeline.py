@@ -106,8 +106,13 @@ class Pipeline(param.Parameterized):
                 out.append(name)
         return out
 
-    def run(self, progress: Optional[StageProgress] = None, refresh: bool = False) -> Results:
-        """Run the stale stages (all of them with ``refresh=True``) and return the results."""
+    def run(
+        self, progress: Optional[StageProgress] = None, refresh: bool = False, until: str = "cluster"
+    ) -> Optional[Results]:
+        """Run the stale stages (all of them with ``refresh=True``) and return the results.
+
+        ``until='embed'`` stops after embedding (``embedder.embeddings_``) and returns None.
+        """
         if not self.source.root:
             raise PipelineError("no image folder given")
         root = Path(self.source.root).expanduser()
@@ -118,6 +123,7 @@ class Pipeline(param.Parameterized):
             self.source.exclude = sorted(set(self.source.exclude) | {str(cache_dir.resolve())})
         tokens = self._stage_tokens()
         todo = STAGES if refresh else self.stale()
+        todo = [s for s in todo if STAGES.index(s) <= STAGES.index(until)]
         report = progress or (lambda stage, done, total: None)
 
         if "embed" in todo:
@@ -147,9 +153,9 @@ class Pipeline(param.Parameterized):
                 work[stage]()
                 self.timings_[stage] = time.perf_counter() - start
                 report(stage, 1, 1)
-        self._tokens = tokens
+        self._tokens.update({s: tokens[s] for s in STAGES[: STAGES.index(until) + 1]})
         self.ran_ = [s for s in STAGES if s in todo]
-        return self.results()
+        return self.results() if until == "cluster" else None
 
     def _label_names(self) -> list[str]:
         """The initial label of every row: suggested cluster names, or 'cluster N'; 'noise'."""

@@ -1,0 +1,51 @@
+"""`bulk-panel evaluate`: its numbers equal a direct scikit-learn computation."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from bulk_panel.compute.cluster import Clusterer
+from bulk_panel.compute.embed import Embedder
+from bulk_panel.compute.evaluate import SEED_RECIPE, evaluate_recipes, folder_truth
+from bulk_panel.compute.project import Projector
+
+from conftest import variants_folder
+
+
+def test_folder_truth():
+    assert folder_truth(["a/x.png", "b/c/y.png", "z.png"]).tolist() == ["a", "b", ""]
+
+
+def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
+    folder = variants_folder(tmp_path / "v", sources=3, per_source=8)
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(folder), "--json", "--workers", "0"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    rows = {r["recipe"]: r for r in report["rows"]}
+    assert set(rows) == {"bulk_panel", "seed"} and report["classes"] == 3
+
+    # recompute both recipes directly from the same (cached) embeddings
+    paths = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.jpg"))
+    emb = Embedder(workers=0).fit(folder, paths, cache_dir)
+    assert emb.counts_["embedded"] == 0  # the CLI filled the cache
+    truth = folder_truth(emb.paths_)
+    for name, proj, clu in [("bulk_panel", {}, {}), ("seed", SEED_RECIPE["projector"], SEED_RECIPE["clusterer"])]:
+        labels = Clusterer(**clu).fit(Projector(**proj).fit(emb.embeddings_).cluster_space_).labels_
+        assert rows[name]["ari"] == adjusted_rand_score(truth, labels)
+        assert rows[name]["nmi"] == normalized_mutual_info_score(truth, labels)
+        assert rows[name]["clusters"] == len(set(labels) - {-1})
+        assert rows[name]["noise"] == float(np.mean(labels == -1))
+    assert rows["bulk_panel"]["ari"] > 0.9
+
+
+def test_evaluate_needs_two_folders(tmp_path, cache_dir):
+    from conftest import demo_subset
+
+    demo_subset(tmp_path / "one", categories=("food",), per_category=3)
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(tmp_path / "one"), "-q"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "needs images in at least two first-level folders" in out.stderr
