@@ -77,6 +77,7 @@ class PipelineControls(pn.viewable.Viewer):
             name="Run", button_type="primary", disabled=runner.param.running, sizing_mode="stretch_width"
         )
         self.run_button.on_click(self._on_run)
+        self.folder_input.param.watch(self._on_run, "enter_pressed")  # Enter in the folder field runs too
         self.progress_bar = pn.indicators.Progress(
             value=pn.bind(lambda p: int(round(100 * p)), runner.param.progress),
             max=100,
