@@ -240,27 +240,29 @@ class EmbeddingCache:
         Safe against interruption: the merged shard is written before the small ones go,
         and a vector present twice is harmless.
         """
-        counts: dict[Path, int] = {}
-        for shard, _ in self._where.values():
-            counts[shard] = counts.get(shard, 0) + 1
-        small = [s for s in self.shards() if counts.get(s, 0) < COMPACT_ROWS]
+        members: dict[Path, list[str]] = {}
+        for digest, (shard, _) in self._where.items():
+            members.setdefault(shard, []).append(digest)
+        small = [s for s in self.shards() if len(members.get(s, ())) < COMPACT_ROWS]
         if len(small) < 8:
             return 0
-        removed = 0
-        group: list[Path] = []
+        groups: list[list[Path]] = [[]]
         total = 0
-        for shard in small + [None]:
-            if shard is not None and total + counts.get(shard, 0) <= COMPACT_ROWS:
-                group.append(shard)
-                total += counts.get(shard, 0)
+        for shard in small:
+            rows = len(members.get(shard, ()))
+            if total + rows > COMPACT_ROWS and groups[-1]:
+                groups.append([])
+                total = 0
+            groups[-1].append(shard)
+            total += rows
+        removed = 0
+        for group in groups:
+            if len(group) < 2:
                 continue
-            if len(group) > 1:
-                hashes = [d for d, (s, _) in self._where.items() if s in set(group)]
-                vectors = self.get(hashes)
-                self.add(hashes, vectors)
-                for old in group:
-                    old.unlink(missing_ok=True)
-                    self._seen.discard(old)
-                removed += len(group)
-            group, total = ([shard], counts.get(shard, 0)) if shard is not None else ([], 0)
+            hashes = [d for shard in group for d in members.get(shard, ())]
+            self.add(hashes, self.get(hashes))
+            for old in group:
+                old.unlink(missing_ok=True)
+                self._seen.discard(old)
+            removed += len(group)
         return removed
