@@ -857,3 +857,16 @@ def test_every_parameter_is_documented():
     for name, parameter in ImageSource.param.objects().items():
         if name != "name":
             assert parameter.doc, name
+
+
+def test_resolve_inside_keeps_results_paths_in_their_folder(tmp_path):
+    from bulk_panel.compute.images import resolve_inside
+
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_bytes(b"x")
+    (tmp_path / "secret.png").write_bytes(b"s")
+    (root / "escape.png").symlink_to(tmp_path / "secret.png")
+    assert resolve_inside(root, "a/x.png") == str((root / "a" / "x.png").resolve())
+    for bad in ["../secret.png", "a/../../secret.png", str(tmp_path / "secret.png"), "escape.png", "", ".", "a/\x00.png"]:
+        assert resolve_inside(root, bad) is None, bad

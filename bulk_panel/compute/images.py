@@ -357,6 +357,20 @@ def _is_within(real: str, folder: str) -> bool:
     return real == folder or real.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
 
 
+def resolve_inside(root: str | os.PathLike, relative: str) -> "str | None":
+    """The real path of ``root/relative`` if it lies inside ``root`` (after ``..`` and
+    symlinks), else None: results files are data, and a path in one never reaches outside.
+
+    >>> resolve_inside("/photos", "cats/tom.jpg")   # '/photos/cats/tom.jpg'
+    >>> resolve_inside("/photos", "../etc/passwd")  # None
+    """
+    if not isinstance(relative, str) or not relative or "\x00" in relative or os.path.isabs(relative):
+        return None
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, relative))
+    return real if _is_within(real, real_root) and real != real_root else None
+
+
 def _reason_for(err: OSError) -> str:
     if isinstance(err, PermissionError):
         return _DENIED
