@@ -15,6 +15,7 @@ _EXPORTS = {
     "Results": "bulk_panel.compute.results",
     "ResultsError": "bulk_panel.compute.results",
     "load_results": "bulk_panel.compute.results",
+    "explore": "bulk_panel.explore",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

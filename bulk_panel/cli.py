@@ -154,25 +154,23 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the dashboard on results (a folder is run through the pipeline first)."""
+    """Serve the dashboard on results, or on a folder (the page runs the pipeline first)."""
     target = Path(args.target)
-    if target.is_dir():
-        cmd_run(args, target)
-        target = Path(args.output)
-    from .compute.results import load_results
+    if not target.is_dir():
+        from .compute.results import load_results
 
-    load_results(target)  # fail here, with a one-line message, rather than in every session
+        load_results(target)  # fail here, with a one-line message, rather than in every session
     import panel as pn
 
-    from .views import ROUTES, Dashboard
-    from .state import ResultsStore
+    from .session import make_dashboard
+    from .views import ROUTES
 
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    path = str(target.resolve())
+    output = Path(args.output).resolve() if target.is_dir() else None
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
-    print(f"bulk_panel: serving {path} on http://{args.address}:{args.port}/", file=sys.stderr)
+    print(f"bulk_panel: serving {target} on http://{args.address}:{args.port}/bulk_panel", file=sys.stderr)
     pn.serve(
-        {"bulk_panel": lambda: Dashboard(store=ResultsStore.from_path(path)).template()},
+        {"bulk_panel": lambda: make_dashboard(target.resolve(), output=output, cache_dir=args.cache_dir).template()},
         port=args.port,
         address=args.address,
         show=args.show,

@@ -1,33 +1,43 @@
-"""``explore(...)``: the dashboard for a results file (or Results), for Jupyter.
+"""``explore(...)``: the dashboard for results or an image folder, for Jupyter.
 
->>> import bulk_panel.explore as bx
->>> bx.explore("results.parquet")     # renders inline as the cell's output
+>>> import bulk_panel
+>>> bulk_panel.explore("results.parquet")     # renders inline as the cell's output
+>>> bulk_panel.explore("photos/")             # runs the pipeline first (progress in the sidebar)
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
-from .compute.results import Results, load_results
+from .compute.results import Results
 
 
-def explore(source: Union[str, Path, Results], *, rasterize_above: int = 20_000, inline_thumbnails: bool = True):
-    """The :class:`~bulk_panel.views.Dashboard` of ``source`` (a results file path or Results).
+def explore(
+    source: Union[str, Path, Results],
+    *,
+    output: Optional[Union[str, Path]] = None,
+    rasterize_above: int = 20_000,
+    inline_thumbnails: bool = True,
+):
+    """The :class:`~bulk_panel.views.Dashboard` of ``source``: a results file, a Results
+    object, or an image folder (the pipeline runs first; ``output`` keeps its results file).
 
     In a notebook there is no thumbnail route, so the table inlines the thumbnails of the first
-    rows of the selection (``inline_thumbnails=False`` keeps a served URL route instead).
+    rows of the selection (``inline_thumbnails=False`` keeps a served URL route instead). The
+    notebook's user is the operator: the pipeline controls accept any folder.
 
     >>> dashboard = explore("results.parquet"); dashboard.store.selection
     """
     import panel as pn
 
-    from .state import ResultsStore
-    from .views import THUMBS_URL, Dashboard
+    from .session import make_dashboard
+    from .views import THUMBS_URL
 
     pn.extension("tabulator")
-    results = source if isinstance(source, Results) else load_results(source)
-    return Dashboard(
-        store=ResultsStore(results=results),
+    return make_dashboard(
+        source,
+        output=output,
+        allowed_roots=None,
         rasterize_above=rasterize_above,
         thumbnails_url=None if inline_thumbnails else THUMBS_URL,
     )

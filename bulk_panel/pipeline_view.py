@@ -12,6 +12,7 @@ import panel as pn
 import param
 
 from .runner import PipelineRunner
+from .safe import text_pane
 
 #: card titles, by stage
 STAGE_TITLES = {
@@ -76,22 +77,22 @@ class PipelineControls(pn.viewable.Viewer):
         self.run_button = pn.widgets.Button(
             name="Run", button_type="primary", disabled=runner.param.running, sizing_mode="stretch_width"
         )
-        self.run_button.on_click(self._on_run)
-        self.folder_input.param.watch(self._on_run, "enter_pressed")  # Enter in the folder field runs too
+        self.run_button.on_click(self.start)
+        self.folder_input.param.watch(self.start, "enter_pressed")  # Enter in the folder field runs too
         self.progress_bar = pn.indicators.Progress(
             value=pn.bind(lambda p: int(round(100 * p)), runner.param.progress),
             max=100,
             sizing_mode="stretch_width",
             height=12,
         )
-        # Str escapes: folder names in messages never become live HTML
-        self.message_line = pn.pane.Str(
+        # folder names in messages never become live HTML
+        self.message_line = text_pane(
             runner.param.message,
             sizing_mode="stretch_width",
             stylesheets=["pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; }"],
         )
 
-    def _on_run(self, event=None) -> None:
+    def start(self, event=None) -> None:
         self.runner.dispatch = _session_dispatch()
         self.runner.run()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import io
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 import param
 
 from .compute.records import NOISE_LABEL
-from .compute.results import Results, load_results
+from .compute.results import Results, build_frame, load_results
 
 __all__ = ["NOISE_COLOR", "ResultsStore", "label_palette", "points_in_box", "points_in_polygon"]
 
@@ -117,6 +118,8 @@ class ResultsStore(param.Parameterized):
         self._index = None  # (results, cKDTree-or-arrays) for nearest(); built on first use
         if results is not None and self.frame is None:
             self._set_frame(results.frame.reset_index(drop=True))
+        elif self.frame is None:  # nothing loaded yet (a pipeline run will load): no rows
+            self._set_frame(build_frame([], [], np.zeros((0, 2)), np.zeros((0, 2)), [], [], [], []))
         self.param.watch(self._labels_from_selection, "selection")
 
     def load(self, results: Results) -> None:
@@ -166,8 +169,11 @@ class ResultsStore(param.Parameterized):
         counts = frame["label"].value_counts(sort=False) if len(frame) else {}
         with param.parameterized.batch_call_watchers(self):
             self.colors = colors
-            # the chooser shows "label (count)" and gives back the label itself
-            self.param.selected_labels.objects = {f"{label} ({int(counts[label]):,})": label for label in labels}
+            # the chooser shows "label (count)" and gives back the label itself; the shown text is
+            # HTML-escaped because Bokeh's MultiChoice (Choices.js) renders option text as HTML
+            self.param.selected_labels.objects = {
+                html.escape(f"{label} ({int(counts[label]):,})"): label for label in labels
+            }
             self.selected_labels = kept
             self.frame = frame
 
@@ -338,7 +344,10 @@ class ResultsStore(param.Parameterized):
             return 0
         labels = self.frame["label"].to_numpy(dtype=object).copy()
         labels[rows] = new_label
+        from_chooser = len(self.selection) == 0
         self._apply_labels(labels, f"{len(rows)} rows labelled {new_label!r}.")
+        if from_chooser:  # rows chosen by label only: they stay chosen under their new label
+            self.selection = rows
         return len(rows)
 
     def rename_label(self, old: str, new: str) -> int:

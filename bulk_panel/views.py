@@ -12,6 +12,9 @@ the thumbnails of a small selection as ``data:`` URIs.
 from __future__ import annotations
 
 import asyncio
+import html
+import os
+from pathlib import Path
 from typing import Callable, Optional
 
 import holoviews as hv
@@ -21,12 +24,16 @@ import panel as pn
 import param
 from tornado.web import HTTPError, RequestHandler
 
+from .compute.results import Results, load_results
 from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache
+from .pipeline_view import PipelineControls
+from .runner import PipelineRunner
+from .safe import text_pane
 from .state import ResultsStore
 
 __all__ = [
-    "Dashboard", "Downloads", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView",
-    "SelectionTable", "ThumbnailHandler", "shared_thumbnails",
+    "Dashboard", "Downloads", "HoverPreview", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES",
+    "ScatterView", "SelectionTable", "ThumbnailHandler", "shared_results", "shared_thumbnails", "text_pane",
 ]
 
 THUMBS_URL = "/thumbs/"
@@ -36,6 +43,24 @@ _SIZES = {"thumb": THUMB_SIZE, "preview": PREVIEW_SIZE}
 def shared_thumbnails() -> ThumbnailCache:
     """The process-wide thumbnail cache (immutable per hash, shared by all sessions)."""
     return pn.state.as_cached("bulk_panel.thumbnails", ThumbnailCache)
+
+
+def shared_results(path: str | Path) -> Results:
+    """The results file at ``path``, read once per process and version (path + mtime + size).
+
+    Sessions on the same file share this object and never change it: each
+    :class:`~bulk_panel.state.ResultsStore` works on its own copy and a save writes a new
+    file version (a new key), so a second session at 1M points does not read the file again.
+
+    >>> store = ResultsStore(results=shared_results("results.parquet"))
+    """
+    path = Path(path).resolve()
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return load_results(path)  # raises ResultsError naming the file
+    key = f"bulk_panel.results:{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    return pn.state.as_cached(key, load_results, path=path)
 
 
 class ThumbnailHandler(RequestHandler):
@@ -76,6 +101,9 @@ class ScatterView(pn.viewable.Viewer):
     height = param.Integer(default=640, doc="Plot height in pixels (the width stretches).")
     frame_version = param.Integer(default=0, doc="Bumped when the points or colours change (cheap to hash).")
     selection_version = param.Integer(default=0, doc="Bumped when the selected rows change.")
+    hover_radius = param.Number(
+        default=0.02, bounds=(0, 1), doc="Hover picks the nearest point within this share of the visible diagonal."
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -85,15 +113,45 @@ class ScatterView(pn.viewable.Viewer):
             lambda *e: self.param.update(selection_version=self.selection_version + 1),
             ["frame", "selection", "selected_labels", "only_selected"],
         )
+        self.store.param.watch(self._on_results, "results")
+        self._plot = None
+        self._pane = None
+        self._make_streams()
+
+    def _make_streams(self) -> None:
         self.bounds = hv.streams.BoundsXY()
         self.lasso = hv.streams.Lasso()
+        self.pointer = hv.streams.PointerXY(x=None, y=None)
+        self.ranges = hv.streams.RangeXY()
         self.bounds.add_subscriber(self._on_bounds)
         self.lasso.add_subscriber(self._on_lasso)
-        self._plot = None
+        self.pointer.add_subscriber(self._on_pointer)
 
     @property
     def rasterized(self) -> bool:
         return self.store.n_rows > self.rasterize_above
+
+    def _on_results(self, event) -> None:
+        # new results (a pipeline run): a new plot, for the new extents (and perhaps datashading)
+        if self._plot is not None:
+            self._plot = None
+            self._make_streams()
+            if self._pane is not None:
+                self._pane.object = self.plot()
+
+    def _on_pointer(self, x=None, y=None) -> None:
+        """The nearest point to the cursor (server-side, so it works on the datashaded map too)."""
+        if x is None or y is None or not self.store.n_rows:
+            return
+        x_range, y_range = self.ranges.x_range, self.ranges.y_range
+        if x_range is None or y_range is None:
+            frame = self.store.frame
+            x_range = (float(frame["x"].min()), float(frame["x"].max()))
+            y_range = (float(frame["y"].min()), float(frame["y"].max()))
+        radius = self.hover_radius * float(np.hypot(x_range[1] - x_range[0], y_range[1] - y_range[0]))
+        row = self.store.nearest(x, y, max_distance=radius)
+        if row is not None and row != self.store.hover:
+            self.store.hover = row
 
     def _on_bounds(self, bounds=None) -> None:
         if bounds is not None:
@@ -159,8 +217,9 @@ class ScatterView(pn.viewable.Viewer):
                 fill_alpha=0, nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
             )
         ring = focus.opts(color=None, fill_alpha=0, line_color="#e41a1c", line_width=3, size=22, backend="bokeh")
-        self.bounds.source = shown
-        self.lasso.source = shown
+        for stream in (self.bounds, self.lasso, self.pointer, self.ranges):
+            stream.source = shown
+        self._built_rasterized = self.rasterized
         self._plot = (shown * marked * ring).opts(
             responsive=True, height=self.height, xaxis=None, yaxis=None, show_grid=False,
             active_tools=["box_select", "wheel_zoom"], toolbar="above", show_legend=False,
@@ -169,7 +228,9 @@ class ScatterView(pn.viewable.Viewer):
         return self._plot
 
     def __panel__(self):
-        return pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height)
+        if self._pane is None:
+            self._pane = pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height)
+        return self._pane
 
 
 class SelectionTable(pn.viewable.Viewer):
@@ -227,35 +288,47 @@ class SelectionTable(pn.viewable.Viewer):
             self.store.focus = int(value.index[event.row])
 
     def __panel__(self):
-        count = pn.bind(lambda rows, frame: f"**{len(rows):,}** of {len(frame):,} images selected",
+        count = pn.bind(lambda rows, frame: f"**{len(rows):,}** of {0 if frame is None else len(frame):,} images selected",
                         param.rx(self.store.selected_rows), self.store.param.frame)
         return pn.Column(pn.pane.Markdown(count, margin=(0, 10)), self.table, sizing_mode="stretch_width")
 
 
 class LabelSummary(pn.viewable.Viewer):
-    """One row per label (colour, count, share, mean probability); a click selects that label."""
+    """One row per label (colour, representative thumbnail, count, share, mean probability);
+    a click selects that label."""
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails_url = param.String(
+        default=THUMBS_URL, allow_None=True, doc="URL prefix of the thumbnail route; None inlines thumbnails."
+    )
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
+
+    COLUMNS = ["color", "thumb", "label", "count", "share", "mean_probability"]
 
     def __init__(self, **params):
         super().__init__(**params)
+        image = {"type": "image", "height": "36px"}
+        if self.thumbnails_url:
+            image.update(urlPrefix=self.thumbnails_url, urlSuffix=".jpg")
         self.table = pn.widgets.Tabulator(
             value=param.rx(self.store.label_summary).rx.pipe(self._rows),
             show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             layout="fit_data_stretch", pagination="local", page_size=10,
             formatters={
-                "color": {"type": "color"}, "label": "plaintext",
+                "color": {"type": "color"}, "label": "plaintext", "thumb": image,
                 "share": {"type": "money", "precision": 1, "symbol": " %", "symbolAfter": True},
                 "mean_probability": {"type": "money", "precision": 2, "symbol": ""},
             },
-            titles={"color": "", "mean_probability": "mean prob."},
+            titles={"color": "", "thumb": "", "mean_probability": "mean prob."},
             widths={"color": 28},
         )
         self.table.on_click(self._on_click)
 
-    @staticmethod
-    def _rows(summary: pd.DataFrame) -> pd.DataFrame:
-        return summary[["color", "label", "count", "share", "mean_probability"]].assign(share=100 * summary["share"])
+    def _rows(self, summary: pd.DataFrame) -> pd.DataFrame:
+        thumbs = summary["content_hash"].fillna("").astype(str)
+        if not self.thumbnails_url:
+            thumbs = self.thumbnails.data_uris(thumbs.tolist()) if self.thumbnails is not None else [""] * len(summary)
+        return summary.assign(share=100 * summary["share"], thumb=list(thumbs))[self.COLUMNS]
 
     def _on_click(self, event) -> None:
         value = self.table.value
@@ -289,10 +362,23 @@ class LabelTools(pn.viewable.Viewer):
                     store.message = f"Not done: {exc}"
             return run
 
+        async def save(event=None):
+            try:
+                await store.save_labels_async()
+            except (ValueError, OSError) as exc:
+                store.message = f"Not saved: {exc}"
+
+        # options read "label (count)" (the store's names); the value is the labels themselves
         self.chooser = pn.widgets.MultiChoice.from_param(
             store.param.selected_labels, label="Labels in the selection", placeholder="choose labels",
             sizing_mode="stretch_width",
         )
+        self.save_button = pn.widgets.Button(
+            label="Save labels", color="primary",
+            disabled=pn.bind(lambda dirty, results: not dirty or results is None or results.path is None,
+                             store.param.dirty, store.param.results),
+        )
+        self.save_button.on_click(save)  # a coroutine: the file is written in a worker thread
         self.relabel_button = _button("Label selection", act(lambda: store.relabel(self.new_label)), color="primary")
         self.merge_button = _button(
             "Merge chosen", act(lambda: store.merge_labels(store.selected_labels, self.new_label)), variant="outline"
@@ -319,10 +405,8 @@ class LabelTools(pn.viewable.Viewer):
                 _button("Redo", store.redo, disabled=store.param.can_redo.rx.not_(), variant="outline"),
                 _button("Reset", store.reset, variant="outline"),
             ),
-            _button("Save labels", act(store.save_labels), color="primary",
-                    disabled=store.param.dirty.rx.not_() if store.results is not None and store.results.path
-                    else True),
-            pn.pane.Str(store.param.message, styles={"white-space": "pre-wrap", "font-size": "12px"}),
+            self.save_button,
+            text_pane(store.param.message, styles={"white-space": "pre-wrap", "font-size": "12px"}),
             sizing_mode="stretch_width",
         )
 
@@ -353,8 +437,15 @@ class Downloads(pn.viewable.Viewer):
         self.parquet = pn.widgets.FileDownload(callback=lambda: store.to_parquet_bytes(self.scope),
                                                filename="labels.parquet", label="Parquet",
                                                sizing_mode="stretch_width")
-        self.zip = pn.widgets.FileDownload(callback=store.to_zip_bytes, filename="images.zip",
+        self.zip = pn.widgets.FileDownload(callback=self._zip, filename="images.zip",
                                            label="Images (zip)", sizing_mode="stretch_width")
+
+    async def _zip(self):
+        # written off the event loop into a spooled temporary file (bounded memory while writing)
+        self.store.message = "Packing the selected images…"
+        fh = await asyncio.to_thread(self.store.to_zip_file)
+        self.store.message = f"Zip of {len(self.store.selected_rows()):,} images ready."
+        return fh
 
     def __panel__(self):
         return pn.Column(
@@ -362,6 +453,35 @@ class Downloads(pn.viewable.Viewer):
             pn.Row(self.csv, self.parquet, sizing_mode="stretch_width"),
             self.zip,
             sizing_mode="stretch_width",
+        )
+
+
+class HoverPreview(pn.viewable.Viewer):
+    """The image nearest the cursor on the map: thumbnail, file name and label (as text)."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Where the thumbnail comes from.")
+
+    def _jpeg(self, hover: Optional[int]):
+        frame = self.store.frame
+        if hover is None or self.thumbnails is None or frame is None or not 0 <= hover < len(frame):
+            return None
+        return self.thumbnails.get(frame["content_hash"].iloc[hover] if "content_hash" in frame else "")
+
+    def _caption(self, hover: Optional[int]) -> str:
+        frame = self.store.frame
+        if hover is None or frame is None or not 0 <= hover < len(frame):
+            return "Point at the map to preview an image."
+        row = frame.iloc[hover]
+        return f"{str(row['path']).rsplit('/', 1)[-1]}\n{row['label']}"
+
+    def __panel__(self):
+        hover = self.store.param.hover
+        return pn.Row(
+            pn.pane.JPG(pn.bind(self._jpeg, hover), width=96, height=96, fixed_aspect=True, margin=(0, 5)),
+            text_pane(pn.bind(self._caption, hover), styles={"white-space": "pre-wrap", "font-size": "12px"},
+                        sizing_mode="stretch_width"),
+            height=100, sizing_mode="stretch_width",
         )
 
 
@@ -373,13 +493,13 @@ class ImagePreview(pn.viewable.Viewer):
 
     def _image(self, focus: Optional[int], frame: pd.DataFrame):
         if focus is None or frame is None or not 0 <= focus < len(frame):
-            return pn.pane.Str("Click a row of the table to see the image.", styles={"color": "#777"})
+            return text_pane("Click a row of the table to see the image.", styles={"color": "#777"})
         row = frame.iloc[focus]
         jpeg = self.thumbnails.get(row.get("content_hash", ""), PREVIEW_SIZE) if self.thumbnails else None
-        caption = pn.pane.Str(f"{row['path']}\n{row['label']} · p={row['probability']:.2f}",
+        caption = text_pane(f"{row['path']}\n{row['label']} · p={row['probability']:.2f}",
                               styles={"white-space": "pre-wrap", "font-size": "12px"})
         if jpeg is None:
-            return pn.Column(caption, pn.pane.Str("(image not available)"))
+            return pn.Column(caption, text_pane("(image not available)"))
         return pn.Column(pn.pane.JPG(jpeg, height=240, sizing_mode="stretch_width", fixed_aspect=True), caption)
 
     def __panel__(self):
@@ -399,30 +519,49 @@ class Dashboard(pn.viewable.Viewer):
                                   doc="Thumbnail route prefix; None inlines thumbnails (Jupyter).")
     rasterize_above = param.Integer(default=20_000, doc="Datashade the map above this many points.")
     title = param.String(default="bulk_panel", doc="Page title.")
+    runner = param.ClassSelector(class_=PipelineRunner, allow_None=True,
+                                 doc="Runs the pipeline from the page (folder, settings, Run); None hides it.")
 
     def __init__(self, **params):
         super().__init__(**params)
         if self.thumbnails is None:
             self.thumbnails = shared_thumbnails()
-        results = self.store.results
-        if results is not None:
-            self.thumbnails.register(results.image_root, results.frame)
         store = self.store
+        self._register()
+        store.param.watch(self._register, "results")  # new results (a pipeline run): allow their images
         self.scatter = ScatterView(store=store, rasterize_above=self.rasterize_above)
         self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
-        self.summary = LabelSummary(store=store)
+        self.summary = LabelSummary(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
         self.tools = LabelTools(store=store)
         self.downloads = Downloads(store=store)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
+        self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
+        self.controls = PipelineControls(runner=self.runner) if self.runner is not None else None
 
-    def _header(self) -> str:
-        frame = self.store.frame
+    @classmethod
+    def from_path(cls, path: str | Path, **params) -> "Dashboard":
+        """A dashboard on the results file at ``path``, read once per process and file version.
+
+        >>> pn.serve({"bulk_panel": lambda: Dashboard.from_path("results.parquet").template()})
+        """
+        return cls(store=ResultsStore(results=shared_results(path)), **params)
+
+    def _register(self, *events) -> None:
+        results = self.store.results
+        if results is not None:
+            self.thumbnails.register(results.image_root, results.frame)
+
+    @staticmethod
+    def _header(results: Optional[Results]) -> str:
+        frame = None if results is None else results.frame
         n = 0 if frame is None else len(frame)
         clusters = 0 if frame is None else int((frame["cluster"].unique() >= 0).sum())
-        return f"{n:,} images · {clusters} clusters"
+        return f"Map · {n:,} images · {clusters} clusters"
 
     def sidebar(self) -> list:
+        pipeline = [pn.pane.Markdown("### Pipeline"), self.controls] if self.controls is not None else []
         return [
+            *pipeline,
             pn.pane.Markdown("### Labels"), self.tools,
             pn.pane.Markdown("### Download"), self.downloads,
         ]
@@ -431,7 +570,7 @@ class Dashboard(pn.viewable.Viewer):
         card = dict(sizing_mode="stretch_width", margin=(5, 5), collapsible=False)
         return [
             pn.Row(
-                pn.Card(self.scatter, title=f"Map · {self._header()}", **card),
+                pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results), **card),
                 pn.Column(
                     pn.Card(self.preview, title="Image", **card),
                     pn.Card(self.summary, title="Labels", **card),

@@ -196,3 +196,77 @@ def test_image_zip_layout_and_names(tmp_path):
         assert "up/evil name.png" in names and "b_c/pic 1-2.png" in names
         assert zf.read("b_c/pic 1.png") == (root / paths[1]).read_bytes()
     assert safe_name("../../etc/passwd") == "etc_passwd" and safe_name("..") == "unnamed"
+
+
+def test_load_replaces_everything(store):
+    store.selection = np.array([1, 2, 3])
+    store.relabel("kept colour")
+    store.focus, store.hover = 2, 3
+    colour = store.colors["cluster 0"]
+    frames = []
+    store.param.watch(lambda e: frames.append(e.new), "frame")
+    new = synthetic_results(50, clusters=2, seed=9)
+    store.load(new)
+    assert len(frames) == 1 and store.n_rows == 50 and store.results.frame is new.frame
+    assert store.results is not new  # the session's own copy: saving never touches the caller's
+    assert len(store.selection) == 0 and store.selected_labels == [] and store.focus is None
+    assert store.hover is None and not store.can_undo and not store.can_redo and not store.dirty
+    assert not store.undo()
+    assert "kept colour" not in store.colors and store.colors["cluster 0"] == colour
+    assert list(store.param.selected_labels.objects) == store.sorted_labels(new.frame)
+    assert store.select_box(-20, -20, 20, 20) == 50
+
+
+def test_chooser_names_carry_counts(store):
+    names = store.param.selected_labels.names
+    n = int((store.frame.label == "cluster 2").sum())
+    assert names[f"cluster 2 ({n})"] == "cluster 2"
+    store.select_labels(["cluster 2"])
+    store.relabel("x")
+    assert store.param.selected_labels.names[f"x ({n})"] == "x" and "cluster 2" not in store.param.selected_labels.objects
+
+
+def test_nearest_point():
+    store = ResultsStore(results=synthetic_results(5_000, seed=4))
+    f = store.frame
+    for row in (0, 17, 4_999):
+        assert store.nearest(float(f.x.iloc[row]), float(f.y.iloc[row])) == row
+    d = np.hypot(f.x.to_numpy() - 3.3, f.y.to_numpy() + 1.1)
+    assert store.nearest(3.3, -1.1) == int(np.argmin(d))
+    assert store.nearest(1e6, 1e6, max_distance=1.0) is None
+
+
+def test_zip_is_spooled_and_save_async(tmp_path):
+    import asyncio
+    import tempfile
+
+    root, paths, hashes = _real_images(tmp_path)
+    results = synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root)
+    store = ResultsStore(results=results)
+    store.selection = np.arange(len(paths))
+    fh = store.to_zip_file(max_memory=100)  # tiny: spills to disk
+    assert isinstance(fh, tempfile.SpooledTemporaryFile) and fh._rolled and fh.tell() == 0
+    with zipfile.ZipFile(fh) as zf:
+        assert len(zf.namelist()) == len(paths)
+    path = results.save(tmp_path / "r.parquet")
+    store = ResultsStore.from_path(path)
+    store.selection = np.array([0])
+    store.relabel("async")
+    assert asyncio.run(store.save_labels_async()) == path and not store.dirty
+    assert store.message.startswith("Labels saved")
+    assert load_results(path).frame.label.iloc[0] == "async"
+
+
+def test_relabel_rows_chosen_by_label_keeps_them_chosen(store):
+    store.selected_labels = ["cluster 2"]
+    n = len(store.selected_rows())
+    assert store.relabel("owls") == n
+    assert store.selected_labels == ["owls"] and len(store.selected_frame()) == n
+
+
+def test_chooser_names_are_html_escaped(store):
+    store.select_labels(["cluster 0"])
+    store.relabel("<img src=x onerror=alert(1)>")
+    names = store.param.selected_labels.names
+    shown = [k for k, v in names.items() if v == "<img src=x onerror=alert(1)>"]
+    assert len(shown) == 1 and shown[0].startswith("&lt;img src=x") and "<" not in shown[0]

@@ -1,6 +1,7 @@
 """Level 3: the served dashboard in Debian's Chromium through Playwright (no `playwright install`)."""
 import io
 import os
+import zipfile
 import socket
 import time
 from pathlib import Path
@@ -23,9 +24,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+HOSTILE_NAME = "<img src=x onerror=alert(1)>.png"
+HOSTILE_LABEL = "<b onmouseover=alert(2)>bold</b>"
+
+
+def real_results(folder: Path):
+    """Six real demo images in ``folder``, two under hostile names with a hostile label."""
+    import shutil
+
+    from bulk_panel.compute.cache import content_hash
+    from bulk_panel.compute.results import Results, build_frame
+
+    demo = Path(__file__).resolve().parent.parent / "assets" / "demo"
+    sources = sorted((demo / "animals").glob("*.png"))[:4] + sorted((demo / "food").glob("*.png"))[:2]
+    rels = ["cats/a.png", "cats/b.png", "cats/c.png", "cats/d.png", f"odd/{HOSTILE_NAME}", "odd/it's \"q\".png"]
+    for src, rel in zip(sources, rels):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, folder / rel)
+    n = len(rels)
+    frame = build_frame(
+        paths=rels, hashes=[content_hash((folder / r).read_bytes()) for r in rels], sizes=np.full((n, 2), 64),
+        xy=np.array([[0, 0], [1, 0], [0, 1], [1, 1], [5, 5], [6, 5]], dtype=float), clusters=[0, 0, 0, 0, 1, 1],
+        probabilities=np.full(n, 0.9), outlier_scores=np.zeros(n), labels=["cats"] * 4 + [HOSTILE_LABEL] * 2,
+    )
+    return Results(frame=frame, meta={"image_root": str(folder)})
+
+
 @pytest.fixture(scope="module")
-def served():
-    """Serve a dashboard per session on synthetic results; yields (url, stores made)."""
+def served(tmp_path_factory):
+    """Serve a dashboard per session: ``/synthetic`` (2,000 blobs) and ``/real`` (six real images,
+    hostile names); yields (base url, {app: dashboards made}, browser)."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -34,21 +62,27 @@ def served():
     from bulk_panel.state import ResultsStore
     from bulk_panel.views import ROUTES, Dashboard
 
-    results = synthetic_results(2_000, clusters=5, seed=3)
-    dashboards = []
+    from bulk_panel.compute.thumbs import ThumbnailCache
 
-    def app():
-        dashboards.append(Dashboard(store=ResultsStore(results=results)))
-        return dashboards[-1].template()
+    data = {"synthetic": synthetic_results(2_000, clusters=5, seed=3),
+            "real": real_results(tmp_path_factory.mktemp("real"))}
+    thumbs = ThumbnailCache(tmp_path_factory.mktemp("cache"))
+    made = {name: [] for name in data}
+
+    def app(name):
+        def build():
+            made[name].append(Dashboard(store=ResultsStore(results=data[name]), thumbnails=thumbs))
+            return made[name][-1].template()
+        return build
 
     pn.extension("tabulator")
     port = _free_port()
-    server = pn.serve(app, port=port, address="127.0.0.1", threaded=True, show=False,
-                      websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
+    server = pn.serve({name: app(name) for name in data}, port=port, address="127.0.0.1", threaded=True,
+                      show=False, websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            yield f"http://127.0.0.1:{port}/", dashboards, browser
+            yield f"http://127.0.0.1:{port}/", made, browser
             browser.close()
     finally:
         server.stop()
@@ -73,8 +107,9 @@ def _open(browser, url):
 
 
 def test_box_select_fills_table_and_csv_download(served):
-    url, dashboards, browser = served
-    page = _open(browser, url)
+    url, made, browser = served
+    dashboards = made["synthetic"]
+    page = _open(browser, url + "synthetic")
     store = dashboards[-1].store
     canvas = page.locator("canvas").first
     box = canvas.bounding_box()
@@ -104,12 +139,110 @@ def test_box_select_fills_table_and_csv_download(served):
 
 
 def test_two_sessions_are_isolated(served):
-    url, dashboards, browser = served
-    first = _open(browser, url)
-    second = _open(browser, url)
+    url, made, browser = served
+    dashboards = made["synthetic"]
+    first = _open(browser, url + "synthetic")
+    second = _open(browser, url + "synthetic")
     a, b = dashboards[-2].store, dashboards[-1].store
     assert a is not b
     a.select_labels(["cluster 1"])
     assert len(b.selection) == 0
     first.close()
     second.close()
+
+
+def _selection_labels(page) -> list[str]:
+    table = page.locator(".tabulator").last  # the selection table (the label summary comes first)
+    return table.locator(".tabulator-cell[tabulator-field='label']").all_inner_texts()
+
+
+def test_chooser_filters_table_and_relabel_recolours(served):
+    url, made, browser = served
+    page = _open(browser, url + "synthetic")
+    store = made["synthetic"][-1].store
+    n = int((store.frame.label == "cluster 2").sum())
+    page.locator(".choices input").first.click()
+    page.locator(".choices__item--choice", has_text=f"cluster 2 ({n})").click()
+    assert _wait(lambda: store.selected_labels == ["cluster 2"])
+    page.get_by_text(f"{n:,} of {len(store.frame):,} images selected").wait_for(timeout=10_000)
+    assert _wait(lambda: set(_selection_labels(page)) == {"cluster 2"})
+    # relabel what the chooser picked, from the page
+    page.get_by_placeholder("new or existing label").fill("owls")
+    page.get_by_placeholder("new or existing label").press("Enter")
+    page.get_by_role("button", name="Label selection").click()
+    assert _wait(lambda: (store.frame.label == "owls").sum() == n and store.selected_labels == ["owls"])
+    assert "cluster 2" not in store.frame.label.tolist()
+    summary = page.locator(".tabulator").first
+    owls = summary.locator(".tabulator-row", has_text="owls")
+    owls.wait_for(timeout=10_000)
+    assert owls.locator(".tabulator-cell[tabulator-field='count']").inner_text() == str(n)
+    colour = store.colors["owls"]
+    rgb = "rgb({}, {}, {})".format(*(int(colour[i:i + 2], 16) for i in (1, 3, 5)))
+    cell = owls.locator(".tabulator-cell[tabulator-field='color']")
+    painted = cell.evaluate("e => [e, ...e.querySelectorAll('*')].map(x => getComputedStyle(x).backgroundColor)")
+    assert rgb in painted, (rgb, painted)
+    assert _wait(lambda: set(_selection_labels(page)) == {"owls"})
+    page.close()
+
+
+def test_zip_download_holds_label_filename_entries(served):
+    url, made, browser = served
+    page = _open(browser, url + "real")
+    store = made["real"][-1].store
+    page.locator(".tabulator").first.locator(".tabulator-row", has_text="cats").click()
+    assert _wait(lambda: len(store.selection) == 4)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Images (zip)").click()
+    with zipfile.ZipFile(info.value.path()) as zf:
+        assert sorted(zf.namelist()) == ["cats/a.png", "cats/b.png", "cats/c.png", "cats/d.png"]
+        assert zf.read("cats/b.png") == (store.results.image_root / "cats/b.png").read_bytes()
+    page.close()
+
+
+def test_hostile_names_and_labels_show_as_text(served):
+    url, made, browser = served
+    dialogs = []
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url + "real")
+    page.wait_for_selector(".tabulator", timeout=60_000)
+    page.wait_for_selector("canvas", timeout=60_000)
+    page.wait_for_timeout(1500)
+    store = made["real"][-1].store
+    # the hover preview: learn the pixel → data map from two pointer events, then point at row 4
+    seen = []
+    made["real"][-1].scatter.pointer.add_subscriber(lambda **kw: seen.append((kw.get("x"), kw.get("y"))))
+    canvas = page.locator("canvas").first.bounding_box()
+    corners = []
+    for px, py in ((canvas["x"] + 20, canvas["y"] + 20),
+                   (canvas["x"] + canvas["width"] - 20, canvas["y"] + canvas["height"] - 20)):
+        seen.clear()
+        page.mouse.move(px - 3, py - 3)
+        page.mouse.move(px, py, steps=3)
+        page.wait_for_timeout(400)  # the last (throttled) event is the one at (px, py)
+        assert _wait(lambda: len(seen) > 0 and seen[-1][0] is not None)
+        page.wait_for_timeout(300)
+        corners.append((px, py, *seen[-1]))
+    (ax, ay, dx0, dy0), (bx, by, dx1, dy1) = corners
+    tx, ty = (float(v) for v in store.frame[["x", "y"]].iloc[4])
+    page.mouse.move(float(ax + (tx - dx0) / (dx1 - dx0) * (bx - ax)), float(ay + (ty - dy0) / (dy1 - dy0) * (by - ay)))
+    _wait(lambda: store.hover == 4)
+    assert store.hover in (4, 5)
+    name = store.frame.path.iloc[store.hover].rsplit("/", 1)[-1]
+    page.get_by_text(f"{name}\n{HOSTILE_LABEL}", exact=False).first.wait_for(timeout=10_000)
+    summary = page.locator(".tabulator").first
+    summary.get_by_text(HOSTILE_LABEL, exact=True).click()  # the label shows as text in the summary...
+    assert _wait(lambda: len(store.selection) == 2)
+    page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).wait_for(timeout=10_000)  # ...and table
+    page.locator(".choices__item", has_text=f"{HOSTILE_LABEL} (2)").first.wait_for(timeout=10_000)  # ...chooser
+    # the preview: a row click focuses the image, whose path shows as text
+    for _ in range(3):  # the table may redraw under the first click
+        page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).click()
+        if _wait(lambda: store.focus == 4, timeout=3):
+            break
+    assert store.focus == 4
+    page.get_by_text(f"odd/{HOSTILE_NAME}", exact=False).first.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)
+    assert dialogs == []
+    assert page.locator("img[src='x']").count() == 0 and page.locator("b[onmouseover]").count() == 0
+    page.close()

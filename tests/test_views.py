@@ -1,4 +1,5 @@
 """Level 2: the views without a browser — set the store, read the widgets; call the downloads."""
+import asyncio
 import io
 import time
 import zipfile
@@ -12,7 +13,8 @@ from test_state import _real_images, synthetic_results
 from bulk_panel.compute.thumbs import ThumbnailCache
 from bulk_panel.explore import explore
 from bulk_panel.state import ResultsStore
-from bulk_panel.views import Dashboard, Downloads, LabelSummary, LabelTools, ScatterView, SelectionTable
+from bulk_panel.views import (Dashboard, Downloads, HoverPreview, LabelSummary, LabelTools, ScatterView,
+                              SelectionTable, shared_results)
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_downloads_make_bytes(tmp_path):
     assert list(csv.path) == [paths[0], paths[2]]
     downloads.scope = "all"
     assert len(pd.read_parquet(downloads.parquet.callback())) == len(paths)
-    with zipfile.ZipFile(downloads.zip.callback()) as zf:
+    with zipfile.ZipFile(asyncio.run(downloads.zip.callback())) as zf:
         labels = store.frame.label.iloc[[0, 2]].tolist()
         assert sorted(zf.namelist()) == sorted(f"{l}/{p.split('/')[-1]}" for l, p in zip(labels, [paths[0], paths[2]]))
 
@@ -131,3 +133,76 @@ def test_relabel_updates_table_summary_and_map_colours(store):
     assert set(points.dframe()["color"][points.dframe()["label"] == "owls"]) == {store.colors["owls"]}
     store.undo()
     assert set(table.value["label"]) == {"cluster 0"}
+
+
+def test_hover_picks_the_nearest_point_in_both_modes(store):
+    for rasterize_above in (20_000, 10):
+        view = ScatterView(store=store, rasterize_above=rasterize_above)
+        pn.panel(view).get_root()
+        f = store.frame
+        row = 7
+        view.pointer.event(x=float(f.x.iloc[row]) + 1e-4, y=float(f.y.iloc[row]))
+        assert store.hover == row
+        view.pointer.event(x=1e4, y=1e4)  # far from every point: the preview keeps the last one
+        assert store.hover == row
+        store.hover = None
+    preview = HoverPreview(store=store)
+    assert preview._caption(None).startswith("Point at")
+    name = f.path.iloc[3].rsplit("/", 1)[-1]
+    assert preview._caption(3) == f"{name}\n{f.label.iloc[3]}"  # '<3>' in the name stays as text (Str pane)
+    root = pn.panel(preview).get_root()
+    assert root is not None
+
+
+def test_chooser_shows_counts_and_summary_has_thumbnails(store):
+    tools = LabelTools(store=store)
+    n = int((store.frame.label == "cluster 1").sum())
+    assert tools.chooser.options[f"cluster 1 ({n})"] == "cluster 1"
+    tools.chooser.value = ["cluster 1"]
+    assert store.selected_labels == ["cluster 1"]
+    assert set(SelectionTable(store=store).table.value["label"]) == {"cluster 1"}
+    summary = LabelSummary(store=store).table
+    assert list(summary.value.columns) == LabelSummary.COLUMNS
+    assert summary.formatters["thumb"]["urlPrefix"] == "/thumbs/"
+    expected = store.label_summary()["content_hash"].tolist()
+    assert summary.value["thumb"].tolist() == expected
+
+
+def test_load_rebuilds_map_and_registers_images(tmp_path, store):
+    root, paths, hashes = _real_images(tmp_path)
+    thumbs = ThumbnailCache(tmp_path / "cache")
+    dash = Dashboard(store=store, thumbnails=thumbs, rasterize_above=100)
+    pn.panel(dash).get_root()
+    assert dash.scatter.rasterized
+    store.load(synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root))
+    assert hashes[0] in thumbs and not dash.scatter.rasterized
+    assert dash.scatter._built_rasterized is False  # the plot was rebuilt as plain points
+    assert dash.tools.save_button.disabled
+    dash.scatter.bounds.event(bounds=(-100, -100, 100, 100))
+    assert len(store.selection) == len(paths)
+
+
+def test_shared_results_read_once_per_file_version(tmp_path):
+    path = synthetic_results(50).save(tmp_path / "r.parquet")
+    a, b = Dashboard.from_path(path), Dashboard.from_path(path)
+    shared = shared_results(path)
+    assert shared is shared_results(path)
+    assert a.store.results is not b.store.results and a.store.frame is not b.store.frame
+    a.store.select_labels(["cluster 0"])
+    a.store.relabel("mine")
+    a.store.save_labels()
+    assert "mine" not in shared.frame.label.tolist() and shared_results(path) is not shared
+    assert "mine" not in b.store.frame.label.tolist()
+    assert "mine" in Dashboard.from_path(path).store.frame.label.tolist()  # a new file version, read again
+
+
+def test_text_panes_escape_untrusted_text(store):
+    from bulk_panel.views import text_pane
+
+    model = text_pane("odd/<img src=x onerror=alert(1)>.png").get_root()
+    assert "<img" not in model.text and "&lt;img" not in model.text.replace("&amp;lt;img", "")
+    store.message = "<b onmouseover=alert(2)>x</b>"
+    tools = pn.panel(LabelTools(store=store)).get_root()
+    assert tools is not None
+    bound = text_pane(store.param.message)
+    assert "&amp;lt;b onmouseover" in bound.get_root().text

@@ -201,8 +201,8 @@ def build_frame(
     sizes = np.asarray(sizes).reshape(-1, 2)
     frame = pd.DataFrame(
         {
-            "path": list(paths),
-            "content_hash": list(hashes),
+            "path": pd.Series(list(paths), dtype="str"),
+            "content_hash": pd.Series(list(hashes), dtype="str"),
             "width": sizes[:, 0].astype(np.int32),
             "height": sizes[:, 1].astype(np.int32),
             "x": np.asarray(xy)[:, 0].astype(np.float32),
@@ -210,7 +210,7 @@ def build_frame(
             "cluster": np.asarray(clusters).astype(np.int32),
             "probability": np.asarray(probabilities).astype(np.float32),
             "outlier_score": np.asarray(outlier_scores).astype(np.float32),
-            "label": list(labels),
+            "label": pd.Series(list(labels), dtype="str"),
         }
     )
     assert list(frame.columns) == RECORD_COLUMNS
