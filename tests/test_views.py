@@ -206,3 +206,31 @@ def test_text_panes_escape_untrusted_text(store):
     assert tools is not None
     bound = text_pane(store.param.message)
     assert "&amp;lt;b onmouseover" in bound.get_root().text
+
+
+def test_a_crafted_results_file_reaches_nothing_outside_its_folder(tmp_path):
+    """Paths in a results file are data: thumbnails and zips never read outside image_root."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from bulk_panel.compute.cache import content_hash
+    from bulk_panel.compute.results import build_frame
+    from bulk_panel.compute.thumbs import ThumbnailCache, write_image_zip
+
+    root = tmp_path / "root"
+    root.mkdir()
+    Image.new("RGB", (8, 8), "red").save(root / "ok.png")
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "secret.png")
+    (root / "link.png").symlink_to(tmp_path / "secret.png")
+    rels = ["ok.png", "../secret.png", str(tmp_path / "secret.png"), "link.png"]
+    hashes = [content_hash(rel.encode()) for rel in rels]
+    frame = build_frame(rels, hashes, np.full((4, 2), 8), np.zeros((4, 2)), [0] * 4, np.ones(4), np.zeros(4), ["a"] * 4)
+    thumbs = ThumbnailCache(tmp_path / "cache")
+    assert thumbs.register(root, frame) == 1
+    assert thumbs.get(hashes[0]) is not None
+    assert all(thumbs.get(h) is None for h in hashes[1:])
+    buffer = io.BytesIO()
+    assert write_image_zip(buffer, frame, root) == ["a/ok.png"]
+    assert zipfile.ZipFile(buffer).namelist() == ["a/ok.png"]

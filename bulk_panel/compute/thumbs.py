@@ -25,7 +25,7 @@ from typing import IO, Iterable, Optional
 import pandas as pd
 
 from .cache import atomic_write, default_cache_dir
-from .images import ImageError, read_image
+from .images import ImageError, read_image, resolve_inside
 
 __all__ = ["HASH_PATTERN", "ThumbnailCache", "data_uri", "make_thumbnail", "safe_name", "write_image_zip"]
 
@@ -78,15 +78,15 @@ class ThumbnailCache:
         """Allow the images of ``frame`` (paths relative to ``image_root``); returns how many."""
         if image_root is None or "content_hash" not in frame or len(frame) == 0:
             return 0
-        root = Path(image_root)
-        new = {
-            h: p
-            for h, p in zip(frame["content_hash"].tolist(), frame["path"].tolist())
-            if isinstance(h, str) and HASH_PATTERN.fullmatch(h) and h not in self._sources
-        }
+        new = {}
+        for digest, rel in zip(frame["content_hash"].tolist(), frame["path"].tolist()):
+            if isinstance(digest, str) and HASH_PATTERN.fullmatch(digest) and digest not in self._sources:
+                source = resolve_inside(image_root, rel)  # a crafted results file reaches nothing outside
+                if source is not None:
+                    new[digest] = Path(source)
         with self._lock:
-            for digest, rel in new.items():
-                self._sources.setdefault(digest, root / rel)
+            for digest, source in new.items():
+                self._sources.setdefault(digest, source)
         return len(new)
 
     def __contains__(self, digest: str) -> bool:
@@ -158,7 +158,9 @@ def write_image_zip(fh: IO[bytes], frame: pd.DataFrame, image_root: Optional[str
         if root is None:
             return names
         for rel, label in zip(frame["path"].tolist(), frame["label"].tolist()):
-            source = root / rel
+            source = resolve_inside(root, rel)
+            if source is None:  # outside the image folder (a crafted results file): never read
+                continue
             stem = safe_name(rel.rsplit("/", 1)[-1])
             folder = safe_name(label, fallback="unlabelled")
             entry = f"{folder}/{stem}"
