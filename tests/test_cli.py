@@ -67,7 +67,7 @@ def test_parser_maps_flags_to_stage_parameters(tmp_path):
     p = build_pipeline(args, tmp_path)
     assert p.projector.n_neighbors == 7 and p.clusterer.min_cluster_size == 9
     assert p.source.recursive is False and p.embedder.weights == "w.pth"
-    assert p.clusterer.min_samples is None  # untouched flags keep the parameter default
+    assert p.clusterer.min_samples == p.clusterer.param.min_samples.default  # untouched flags keep the default
 
 
 def test_run_end_to_end_then_kill_9_and_resume(tmp_path, cache_dir):
