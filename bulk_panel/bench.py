@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def bare_forward_rate(embedder, root: Path, paths: list[str], limit: int = 256) -> float:

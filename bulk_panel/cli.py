@@ -136,8 +136,7 @@ def summary(results, output: Path, elapsed: float) -> str:
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
-    from .compute.results import ResultsError  # noqa: F401  (import errors surface early)
-
+    """Run the pipeline on ``root``, save the results (and CSV), print the summary."""
     pipeline = build_pipeline(args, root)
     bars = _Bars(not args.quiet)
     start = time.perf_counter()

@@ -12,7 +12,6 @@ the thumbnails of a small selection as ``data:`` URIs.
 from __future__ import annotations
 
 import asyncio
-import html
 import os
 from pathlib import Path
 from typing import Callable, Optional

@@ -1,5 +1,4 @@
 """The bulk-panel command line, end to end in real subprocesses."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """The real timm model on real images: shape, determinism, orientation, CMYK, weights sources."""
-import time
 
 import numpy as np
 import pytest

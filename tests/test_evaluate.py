@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from bulk_panel.compute.cluster import Clusterer
 from bulk_panel.compute.embed import Embedder
-from bulk_panel.compute.evaluate import SEED_RECIPE, evaluate_recipes, folder_truth
+from bulk_panel.compute.evaluate import SEED_RECIPE, folder_truth
 from bulk_panel.compute.project import Projector
 
 from conftest import variants_folder

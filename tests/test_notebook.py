@@ -1,5 +1,4 @@
 """The example notebook runs in a real kernel (nbclient) and renders the dashboard."""
-import os
 import sys
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """Level 1: the per-session ResultsStore, selection geometry and thumbnails — no browser, no model."""
 import io
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -1,5 +1,4 @@
 """Level 3: the served dashboard in Debian's Chromium through Playwright (no `playwright install`)."""
-import io
 import os
 import zipfile
 import socket

@@ -210,7 +210,6 @@ def test_text_panes_escape_untrusted_text(store):
 
 def test_a_crafted_results_file_reaches_nothing_outside_its_folder(tmp_path):
     """Paths in a results file are data: thumbnails and zips never read outside image_root."""
-    import io
     import zipfile
 
     from PIL import Image

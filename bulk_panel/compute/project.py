@@ -10,7 +10,6 @@ are imported lazily.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import numpy as np
 import param

@@ -11,7 +11,7 @@ rows the neighbours are exact (blocked matrix products); above it a pynndescent 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import pandas as pd
