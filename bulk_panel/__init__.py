@@ -15,7 +15,7 @@ _EXPORTS = {
     "Results": "bulk_panel.compute.results",
     "ResultsError": "bulk_panel.compute.results",
     "load_results": "bulk_panel.compute.results",
-    "explore": "bulk_panel.explore",
+    "explore": "bulk_panel.jupyter",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

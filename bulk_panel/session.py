@@ -3,7 +3,7 @@
 >>> make_dashboard("results.parquet")            # open results
 >>> make_dashboard("photos/", output="r.parquet") # run the pipeline on a folder first, then show it
 
-Used by ``app.py`` (``panel serve``), ``bulk-panel serve`` and ``explore`` (Jupyter). The
+Used by ``app.py`` (``panel serve``), ``bulk-panel serve`` and ``bulk_panel.explore`` (Jupyter). The
 operator's target fixes the allowed folders: a served page can run the pipeline again, with
 other settings or on a subfolder, but never on a folder outside them.
 """

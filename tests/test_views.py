@@ -11,7 +11,7 @@ import pytest
 from test_state import _real_images, synthetic_results
 
 from bulk_panel.compute.thumbs import ThumbnailCache
-from bulk_panel.explore import explore
+from bulk_panel.jupyter import explore
 from bulk_panel.state import ResultsStore
 from bulk_panel.views import (Dashboard, Downloads, HoverPreview, LabelSummary, LabelTools, ScatterView,
                               SelectionTable, shared_results)
