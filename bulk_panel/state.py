@@ -407,11 +407,7 @@ class ResultsStore(param.Parameterized):
 
     def save_labels(self, path: Optional[str | Path] = None) -> Path:
         """Write the current labels into the results file (atomically); returns its path."""
-        if self.results is None:
-            raise ValueError("no results to save")
-        target = Path(path) if path is not None else self.results.path
-        if target is None:
-            raise ValueError("these results have no file yet: give a path")
+        target = self._save_target(path)
         frame = self.frame
         saved = self._write_labels(frame, target)
         self._saved(frame, saved)
@@ -425,16 +421,20 @@ class ResultsStore(param.Parameterized):
 
         >>> await store.save_labels_async()
         """
-        if self.results is None:
-            raise ValueError("no results to save")
-        target = Path(path) if path is not None else self.results.path
-        if target is None:
-            raise ValueError("these results have no file yet: give a path")
+        target = self._save_target(path)
         frame = self.frame
         self.message = f"Saving labels to {target.name}…"
         saved = await asyncio.to_thread(self._write_labels, frame, target)
         self._saved(frame, saved)
         return saved
+
+    def _save_target(self, path: Optional[str | Path]) -> Path:
+        if self.results is None:
+            raise ValueError("no results to save")
+        target = Path(path) if path is not None else self.results.path
+        if target is None:
+            raise ValueError("these results have no file yet: give a path")
+        return Path(target)
 
     def _write_labels(self, frame: pd.DataFrame, target: Path) -> Path:
         results = copy.copy(self.results)  # the session's Results changes only once written

@@ -25,7 +25,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from .compute.results import Results, load_results
 from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache
-from .pipeline_view import PipelineControls
+from .run_controls import PipelineControls
 from .runner import PipelineRunner
 from .safe import text_pane
 from .state import ResultsStore

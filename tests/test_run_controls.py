@@ -7,7 +7,7 @@ import pytest
 
 from bulk_panel.cli import STAGE_FLAGS
 from bulk_panel.compute.pipeline import Pipeline
-from bulk_panel.pipeline_view import PipelineControls
+from bulk_panel.run_controls import PipelineControls
 from bulk_panel.runner import PipelineRunner
 from bulk_panel.state import ResultsStore
 
