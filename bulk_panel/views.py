@@ -87,6 +87,15 @@ def _button(label: str, on_click: Callable, **kw) -> pn.widgets.Button:
     return button
 
 
+def _thumb_formatter(thumbnails_url: Optional[str], height: str) -> dict:
+    """Tabulator's image formatter for a thumbnail column: a content hash → the thumbnail route,
+    or (no route, Jupyter) the cell already holds a data: URI."""
+    image = {"type": "image", "height": height}
+    if thumbnails_url:
+        image.update(urlPrefix=thumbnails_url, urlSuffix=".jpg")
+    return image
+
+
 class ScatterView(pn.viewable.Viewer):
     """The map: points coloured by label; datashaded above ``rasterize_above`` points.
 
@@ -251,9 +260,7 @@ class SelectionTable(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        image = {"type": "image", "height": "44px"}
-        if self.thumbnails_url:
-            image.update(urlPrefix=self.thumbnails_url, urlSuffix=".jpg")
+        image = _thumb_formatter(self.thumbnails_url, "44px")
         self.table = pn.widgets.Tabulator(
             value=pn.bind(self._rows, param.rx(self.store.selected_frame)),
             pagination="remote", page_size=self.page_size, show_index=False, disabled=True,
@@ -306,9 +313,7 @@ class LabelSummary(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        image = {"type": "image", "height": "36px"}
-        if self.thumbnails_url:
-            image.update(urlPrefix=self.thumbnails_url, urlSuffix=".jpg")
+        image = _thumb_formatter(self.thumbnails_url, "36px")
         self.table = pn.widgets.Tabulator(
             value=param.rx(self.store.label_summary).rx.pipe(self._rows),
             show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
