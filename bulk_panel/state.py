@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import param
 
-from .compute.records import NOISE_LABEL
+from .compute.schema import NOISE_LABEL
 from .compute.results import Results, build_frame, load_results
 
 __all__ = ["NOISE_COLOR", "ResultsStore", "label_palette", "points_in_box", "points_in_polygon"]

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import param
 
-from .records import NOISE, cluster_label
+from .schema import NOISE, cluster_label
 
 
 def auto_min_cluster_size(n: int) -> int:

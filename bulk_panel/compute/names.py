@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .records import NOISE, cluster_label
+from .schema import NOISE, cluster_label
 
 
 @functools.lru_cache(maxsize=1)

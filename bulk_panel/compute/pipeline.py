@@ -28,7 +28,7 @@ from .embed import Embedder, check_model_name
 from .images import ImageSource
 from .names import suggest_names
 from .project import Projector
-from .records import cluster_label
+from .schema import cluster_label
 from .results import Results, build_frame
 
 log = logging.getLogger("bulk_panel")

@@ -13,8 +13,7 @@ import pandas as pd
 from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 
-NOISE = -1
-NOISE_LABEL = "noise"
+from .schema import NOISE, NOISE_LABEL, RECORD_COLUMNS, cluster_label  # noqa: F401 (re-exported)
 
 
 class ImageRecord(BaseDoc):
@@ -37,14 +36,9 @@ class ImageRecord(BaseDoc):
     label: str = ""
 
 
-RECORD_COLUMNS = [
+assert RECORD_COLUMNS == [
     name for name in ImageRecord.model_fields if name not in ("id", "embedding")
-]
-
-
-def cluster_label(cluster: int) -> str:
-    """The readable initial label of a cluster id: ``cluster_label(3) == 'cluster 3'``."""
-    return NOISE_LABEL if cluster == NOISE else f"cluster {int(cluster)}"
+], "schema.RECORD_COLUMNS and ImageRecord disagree"
 
 
 def docs_from_frame(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import atomic_write
-from .records import RECORD_COLUMNS, docs_from_frame
+from .schema import RECORD_COLUMNS
 
 FORMAT = "bulk_panel.results"
 VERSION = 1
@@ -78,6 +78,8 @@ class Results:
     @functools.cached_property
     def docs(self):
         """The rows as a ``DocList[ImageRecord]`` with embeddings (built on first access)."""
+        from .records import docs_from_frame  # DocArray imports torch: only when asked
+
         return docs_from_frame(self.frame, self.embeddings)
 
     @property

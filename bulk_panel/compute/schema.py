@@ -1,0 +1,20 @@
+"""The columns of a results frame and the names of its labels — no heavy imports.
+
+The dashboard, the static page and the results reader need these names but not DocArray
+(which imports torch); :mod:`.records` builds the DocArray schema from the same list.
+"""
+from __future__ import annotations
+
+NOISE = -1
+NOISE_LABEL = "noise"
+
+# One row of the results frame; ImageRecord (records.py) declares the same fields.
+RECORD_COLUMNS = [
+    "path", "content_hash", "width", "height", "x", "y",
+    "cluster", "probability", "outlier_score", "label",
+]
+
+
+def cluster_label(cluster: int) -> str:
+    """The readable initial label of a cluster id: ``cluster_label(3) == 'cluster 3'``."""
+    return NOISE_LABEL if cluster == NOISE else f"cluster {int(cluster)}"
