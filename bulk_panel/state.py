@@ -108,6 +108,11 @@ class ResultsStore(param.Parameterized):
     can_redo = param.Boolean(default=False, constant=True, doc="Whether an undone label edit can be redone.")
     dirty = param.Boolean(default=False, constant=True, doc="Labels changed since the last save.")
     message = param.String(default="", doc="A one-line report of the last action, for the status line.")
+    table_limit = param.Integer(
+        default=50_000, bounds=(1, None),
+        doc="The selection table lists at most this many rows (a table of a million rows helps nobody and "
+            "costs seconds); counts, label edits and exports always use every selected row.",
+    )
 
     def __init__(self, results: Optional[Results] = None, **params):
         # a shallow copy: saving labels replaces this session's frame, never a shared one's
@@ -116,6 +121,10 @@ class ResultsStore(param.Parameterized):
         self._redo: list[np.ndarray] = []
         self._palette = label_palette()
         self._index = None  # (results, cKDTree-or-arrays) for nearest(); built on first use
+        self._names = None  # (results key, file names); paths don't change with labels
+        self._rows_memo = None  # (state key, selected rows)
+        self._codes = None  # (frame, (label codes, label names)) for fast label lookups
+        self._selecting = False  # _select sets selection and labels together
         if results is not None and self.frame is None:
             self._set_frame(results.frame.reset_index(drop=True))
         elif self.frame is None:  # nothing loaded yet (a pipeline run will load): no rows
@@ -204,15 +213,24 @@ class ResultsStore(param.Parameterized):
     def _xy(self) -> tuple[np.ndarray, np.ndarray]:
         return self.frame["x"].to_numpy(), self.frame["y"].to_numpy()
 
+    def _select(self, rows: np.ndarray) -> int:
+        """Make ``rows`` the selection and fill the label chooser in ONE update, so everything
+        derived from both (table, highlight, counts) is computed once, not twice."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self._selecting = True
+        try:
+            self.param.update(selection=rows, selected_labels=self._labels_in(rows))
+        finally:
+            self._selecting = False
+        return len(rows)
+
     def select_box(self, x0: float, y0: float, x1: float, y1: float) -> int:
         """Select the rows whose map position lies in the box; returns how many."""
-        self.selection = points_in_box(*self._xy(), x0, y0, x1, y1) if self.n_rows else _EMPTY.copy()
-        return len(self.selection)
+        return self._select(points_in_box(*self._xy(), x0, y0, x1, y1) if self.n_rows else _EMPTY)
 
     def select_polygon(self, xs: Sequence[float], ys: Sequence[float]) -> int:
         """Select the rows inside the polygon (a lasso); returns how many."""
-        self.selection = points_in_polygon(*self._xy(), xs, ys) if self.n_rows else _EMPTY.copy()
-        return len(self.selection)
+        return self._select(points_in_polygon(*self._xy(), xs, ys) if self.n_rows else _EMPTY)
 
     def nearest(self, x: float, y: float, max_distance: float = np.inf) -> Optional[int]:
         """Row position of the point nearest (x, y), or None when none lies within ``max_distance``.
@@ -243,12 +261,19 @@ class ResultsStore(param.Parameterized):
             row = int(row)
         return row if distance <= max_distance else None
 
+    def warm(self) -> None:
+        """Build the lookups a first selection or hover needs (file names, label codes, the
+        nearest-point index) ahead of time; safe to call from a worker thread."""
+        if self.n_rows:
+            self.file_names()
+            self.label_codes()
+            self.nearest(float(self.frame["x"].iloc[0]), float(self.frame["y"].iloc[0]))
+
     def select_labels(self, labels: Sequence[str]) -> int:
         """Select all rows carrying one of ``labels`` (a click in the label summary)."""
         if not self.n_rows:
             return 0
-        self.selection = np.flatnonzero(self.frame["label"].isin(list(labels)).to_numpy()).astype(np.int64)
-        return len(self.selection)
+        return self._select(np.flatnonzero(self.frame["label"].isin(list(labels)).to_numpy()))
 
     def clear_selection(self) -> None:
         """Nothing selected, no label filter."""
@@ -261,43 +286,72 @@ class ResultsStore(param.Parameterized):
         """Empty the label chooser (the seed's 'Clear labels')."""
         self.selected_labels = []
 
+    def _labels_in(self, rows: np.ndarray) -> list[str]:
+        """The chooser's labels present among ``rows``, in the chooser's order."""
+        if self.frame is None or len(rows) == 0:
+            return []
+        codes, names = self.label_codes()
+        present = set(names[np.flatnonzero(np.bincount(codes[rows], minlength=len(names)))])
+        return [label for label in self.param.selected_labels.objects if label in present]
+
     def _labels_from_selection(self, event) -> None:
         # a side effect, not a derivation: the chooser stays editable by the user afterwards
-        if self.frame is None or len(self.selection) == 0:
-            self.selected_labels = []
-            return
-        present = set(pd.unique(self.frame["label"].to_numpy()[self.selection]))
-        self.selected_labels = [label for label in self.param.selected_labels.objects if label in present]
+        if not self._selecting:
+            self.selected_labels = self._labels_in(self.selection)
+
+    def label_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The label column factorised once per frame: (int codes per row, label names)."""
+        if self._codes is None or self._codes[0] is not self.frame:
+            codes, names = pd.factorize(self.frame["label"], sort=False)
+            self._codes = (self.frame, (np.asarray(codes, dtype=np.intp), np.asarray(names, dtype=object)))
+        return self._codes[1]
 
     @param.depends("frame", "selection", "selected_labels", "only_selected")
     def selected_rows(self) -> np.ndarray:
-        """Row positions the table shows and label edits act on."""
+        """Row positions the table shows and label edits act on (computed once per state)."""
+        key = (id(self.frame), id(self.selection), tuple(self.selected_labels), self.only_selected)
+        if self._rows_memo is None or self._rows_memo[0] != key:
+            self._rows_memo = (key, self._compute_selected_rows())
+        return self._rows_memo[1]
+
+    def _compute_selected_rows(self) -> np.ndarray:
         if self.frame is None:
             return _EMPTY.copy()
-        labels = self.frame["label"]
         if len(self.selection) == 0 and not self.selected_labels:
             return _EMPTY.copy()
         if not self.selected_labels:
             return np.asarray(self.selection, dtype=np.int64)
-        wanted = labels.isin(self.selected_labels).to_numpy()
+        codes, names = self.label_codes()
+        wanted = np.isin(names, list(self.selected_labels))[codes]
         if len(self.selection) == 0 or not self.only_selected:
             if not self.only_selected and len(self.selection):
-                mask = np.zeros(len(labels), dtype=bool)
+                mask = np.zeros(len(codes), dtype=bool)
                 mask[self.selection] = True
                 return np.flatnonzero(mask | wanted).astype(np.int64)
             return np.flatnonzero(wanted).astype(np.int64)
         sel = np.asarray(self.selection, dtype=np.int64)
         return sel[wanted[sel]]
 
-    @param.depends("frame", "selection", "selected_labels", "only_selected")
+    @param.depends("frame", "selection", "selected_labels", "only_selected", "table_limit")
     def selected_frame(self) -> pd.DataFrame:
-        """The selected rows (index = row position), with a ``name`` column (the file name)."""
+        """The table's rows: the first ``table_limit`` selected rows (index = row position),
+        with a ``name`` column (the file name). Label edits and exports use all selected rows."""
         if self.frame is None:
             return pd.DataFrame()
-        rows = self.selected_rows()
-        out = self.frame.iloc[rows]
-        names = out["path"].str.rsplit("/", n=1).str[-1]
-        return out.assign(name=names.to_numpy())
+        rows = self.selected_rows()[: self.table_limit]
+        return self.frame.iloc[rows].assign(name=self.file_names().iloc[rows].to_numpy())
+
+    def file_names(self) -> pd.Series:
+        """Each row's file name (the path's last part), computed once per loaded results.
+
+        >>> store.file_names().iloc[0]
+        'tom.jpg'
+        """
+        key = (id(self.results), len(self.frame))  # paths change only with new results
+        if self._names is None or self._names[0] != key:
+            paths = self.frame["path"].astype(str)
+            self._names = (key, paths.str.replace(r"^.*/", "", regex=True).reset_index(drop=True))
+        return self._names[1]
 
     @param.depends("frame", "colors")
     def label_summary(self) -> pd.DataFrame:
@@ -472,19 +526,24 @@ class ResultsStore(param.Parameterized):
 
     ZIP_SPOOL_BYTES = 16 << 20
 
+    def zip_source(self) -> tuple[pd.DataFrame, Optional[Path]]:
+        """The selected rows (path, label) and the image folder: what a zip of the selection holds."""
+        root = self.results.image_root if self.results is not None else None
+        return self.frame.iloc[self.selected_rows()][["path", "label"]], root
+
     def to_zip_file(self, max_memory: Optional[int] = None) -> IO[bytes]:
         """A zip of the selected images laid out ``label/filename``, as a file object at 0.
 
-        Written into a ``SpooledTemporaryFile``: up to ``max_memory`` bytes (default 16 MiB)
-        in memory, then on disk, so a large selection does not fill the server's memory.
+        For the FileDownload path (Jupyter, no server route): written into a
+        ``SpooledTemporaryFile``, up to ``max_memory`` bytes (default 16 MiB) in memory, then on
+        disk. The served app streams the same zip instead (``views.ZipExportHandler``).
 
         >>> with store.to_zip_file() as fh: zipfile.ZipFile(fh).namelist()
         """
         from .compute.thumbs import write_image_zip
 
         out = tempfile.SpooledTemporaryFile(max_size=self.ZIP_SPOOL_BYTES if max_memory is None else max_memory)
-        root = self.results.image_root if self.results is not None else None
-        write_image_zip(out, self.frame.iloc[self.selected_rows()], root)
+        write_image_zip(out, *self.zip_source())
         out.seek(0)
         return out
 

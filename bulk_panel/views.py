@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import weakref
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,21 +23,27 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from tornado.web import HTTPError, RequestHandler
+
+try:
+    from tornado.web import HTTPError, RequestHandler
+except ImportError:  # the shared static page (Pyodide has no tornado): no server, so no route
+    HTTPError, RequestHandler = LookupError, object
 
 from .compute.results import Results, load_results
-from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache
+from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache, iter_image_zip
 from .run_controls import PipelineControls
 from .runner import PipelineRunner
 from .safe import text_pane
 from .state import ResultsStore
 
 __all__ = [
-    "Dashboard", "Downloads", "HoverPreview", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES",
-    "ScatterView", "SelectionTable", "ThumbnailHandler", "shared_results", "shared_thumbnails", "text_pane",
+    "Dashboard", "Downloads", "EXPORTS_URL", "HoverPreview", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES",
+    "ScatterView", "SelectionTable", "ThumbnailHandler", "ZipExportHandler", "shared_exports", "shared_results",
+    "shared_thumbnails", "text_pane",
 ]
 
 THUMBS_URL = "/thumbs/"
+EXPORTS_URL = "/exports/"
 _SIZES = {"thumb": THUMB_SIZE, "preview": PREVIEW_SIZE}
 
 
@@ -78,7 +86,47 @@ class ThumbnailHandler(RequestHandler):
         self.write(jpeg)
 
 
-ROUTES = [(r"/thumbs/([0-9a-f]{32})\.jpg", ThumbnailHandler, {})]
+def shared_exports() -> "weakref.WeakValueDictionary[str, ResultsStore]":
+    """Process-wide: export token → the store of the session that owns it.
+
+    Each served Downloads view registers its session's store under an unguessable token; the
+    entry goes when the session does (weak values, and removed on session end).
+    """
+    return pn.state.as_cached("bulk_panel.exports", weakref.WeakValueDictionary)
+
+
+class ZipExportHandler(RequestHandler):
+    """``GET /exports/<token>/images.zip``: the zip of that session's selected images, streamed.
+
+    The zip is written piece by piece (one image chunk at a time, in a worker thread) and each
+    piece is flushed to the browser before the next is made, so the server's memory stays
+    bounded whatever the selection's size, and nothing is written on the server's disk.
+    """
+
+    async def get(self, token: str) -> None:
+        store = shared_exports().get(token)
+        if store is None:
+            raise HTTPError(404)
+        frame, root = store.zip_source()  # a snapshot, taken on the event loop
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", 'attachment; filename="images.zip"')
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        pieces = iter_image_zip(frame, root)
+        try:
+            while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+                if piece:
+                    self.write(piece)
+                    await self.flush()  # wait until the piece has left: bounded memory
+        except Exception:  # the browser went away (StreamClosedError) or a read failed
+            pieces.close()
+            raise
+
+
+ROUTES = [
+    (r"/thumbs/([0-9a-f]{32})\.jpg", ThumbnailHandler, {}),
+    (r"/exports/([A-Za-z0-9_-]{20,64})/images\.zip", ZipExportHandler, {}),
+]
 
 
 def _button(label: str, on_click: Callable, **kw) -> pn.widgets.Button:
@@ -294,8 +342,12 @@ class SelectionTable(pn.viewable.Viewer):
             self.store.focus = int(value.index[event.row])
 
     def __panel__(self):
-        count = pn.bind(lambda rows, frame: f"**{len(rows):,}** of {0 if frame is None else len(frame):,} images selected",
-                        param.rx(self.store.selected_rows), self.store.param.frame)
+        def count(rows, frame, limit):
+            text = f"**{len(rows):,}** of {0 if frame is None else len(frame):,} images selected"
+            return text + (f" · the table lists the first {limit:,}" if len(rows) > limit else "")
+
+        count = pn.bind(count, param.rx(self.store.selected_rows), self.store.param.frame,
+                        self.store.param.table_limit)
         return pn.Column(pn.pane.Markdown(count, margin=(0, 10)), self.table, sizing_mode="stretch_width")
 
 
@@ -428,10 +480,16 @@ class Downloads(pn.viewable.Viewer):
     """CSV / Parquet of the selection or of all rows, and a zip of the selected images.
 
     The bytes are made on click and sent to the browser; nothing is written on the server.
+    Served (``exports_url`` set), the zip streams from :class:`ZipExportHandler`; without a
+    server route (Jupyter) it is a FileDownload of a spooled file.
     """
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
     scope = param.Selector(default="selection", objects=["selection", "all"], doc="Which rows the tables hold.")
+    exports_url = param.String(
+        default=None, allow_None=True,
+        doc="URL prefix of the streamed zip route (ROUTES); None: a FileDownload button instead.",
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -441,8 +499,30 @@ class Downloads(pn.viewable.Viewer):
         self.parquet = pn.widgets.FileDownload(callback=lambda: store.to_parquet_bytes(self.scope),
                                                filename="labels.parquet", label="Parquet",
                                                sizing_mode="stretch_width")
-        self.zip = pn.widgets.FileDownload(callback=self._zip, filename="images.zip",
-                                           label="Images (zip)", sizing_mode="stretch_width")
+        if self.exports_url:
+            self.zip = self._streamed_zip_button()
+        else:
+            self.zip = pn.widgets.FileDownload(callback=self._zip, filename="images.zip",
+                                               label="Images (zip)", sizing_mode="stretch_width")
+
+    def _streamed_zip_button(self) -> pn.widgets.Button:
+        token = secrets.token_urlsafe(24)
+        exports = shared_exports()
+        exports[token] = self.store
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda context: exports.pop(token, None))
+        self.zip_url = f"{self.exports_url}{token}/images.zip"
+        button = pn.widgets.Button(
+            label="Images (zip)", sizing_mode="stretch_width",
+            disabled=param.rx(self.store.selected_rows).rx.pipe(lambda rows: len(rows) == 0),
+        )
+        # an <a download> click: the browser saves the stream; the page itself never navigates
+        button.js_on_click(args={"url": self.zip_url}, code="""
+            const a = document.createElement('a'); a.href = url; a.download = 'images.zip';
+            document.body.appendChild(a); a.click(); a.remove();""")
+        button.on_click(lambda event: setattr(
+            self.store, "message", f"Zip of {len(self.store.selected_rows()):,} images: streaming to the browser."))
+        return button
 
     async def _zip(self):
         # written off the event loop into a spooled temporary file (bounded memory while writing)
@@ -537,10 +617,16 @@ class Dashboard(pn.viewable.Viewer):
         self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
         self.summary = LabelSummary(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
         self.tools = LabelTools(store=store)
-        self.downloads = Downloads(store=store)
+        # the zip streams from the server's route when there is one (thumbnails_url says so)
+        self.downloads = Downloads(store=store, exports_url=EXPORTS_URL if self.thumbnails_url else None)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
         self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
         self.controls = PipelineControls(runner=self.runner) if self.runner is not None else None
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self._warm)  # after the page is drawn, off the event loop
+
+    async def _warm(self) -> None:
+        await asyncio.to_thread(self.store.warm)
 
     @classmethod
     def from_path(cls, path: str | Path, **params) -> "Dashboard":

@@ -101,6 +101,9 @@ def _open(browser, url):
     page.goto(url)
     page.wait_for_selector(".tabulator", timeout=60_000)
     page.wait_for_selector("canvas", timeout=60_000)
+    # every model drawn and synced (on a busy machine the plot's tools attach seconds after the canvas)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle",
+                           timeout=60_000)
     page.wait_for_timeout(1500)  # Bokeh lays the plot out after the canvas appears
     return page
 

@@ -116,7 +116,7 @@ def test_box_select_to_table_time_at_100k():
         t = time.perf_counter()
         view.bounds.event(bounds=(x0, y0, x1, y1))
         times.append((len(store.selection), time.perf_counter() - t))
-        assert len(table.table.value) == len(store.selected_rows())
+        assert len(table.table.value) == min(len(store.selected_rows()), store.table_limit)
     print("\nbox select -> table value at 100k: " + ", ".join(f"{n:,} rows {t * 1000:.0f} ms" for n, t in times))
 
 
@@ -233,3 +233,49 @@ def test_a_crafted_results_file_reaches_nothing_outside_its_folder(tmp_path):
     buffer = io.BytesIO()
     assert write_image_zip(buffer, frame, root) == ["a/ok.png"]
     assert zipfile.ZipFile(buffer).namelist() == ["a/ok.png"]
+
+
+def test_zip_route_streams_the_sessions_selection(tmp_path):
+    """Served, the zip button streams /exports/<token>/images.zip: the session's selected images
+    as label/filename; an unknown or malformed token is a 404."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from bulk_panel.views import EXPORTS_URL, ROUTES, shared_exports
+
+    root, paths, hashes = _real_images(tmp_path)
+    store = ResultsStore(results=synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root))
+    downloads = Downloads(store=store, exports_url=EXPORTS_URL)
+    assert isinstance(downloads.zip, pn.widgets.Button) and downloads.zip.disabled  # nothing selected yet
+    store.selection = np.array([0, 2])
+    assert not downloads.zip.disabled
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = pn.serve({"x": lambda: pn.pane.Markdown("x")}, port=port, address="127.0.0.1", threaded=True,
+                      show=False, extra_patterns=ROUTES)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(base + downloads.zip_url, timeout=10) as response:
+                    assert response.headers["Content-Type"] == "application/zip"
+                    data = response.read()
+                break
+            except (ConnectionError, urllib.error.URLError) as exc:
+                if isinstance(exc, urllib.error.HTTPError):
+                    raise
+                time.sleep(0.1)
+        labels = store.frame["label"].tolist()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert sorted(zf.namelist()) == sorted(f"{labels[i]}/{paths[i].split('/')[-1]}" for i in (0, 2))
+            assert zf.read(f"{labels[2]}/{paths[2].split('/')[-1]}") == (root / paths[2]).read_bytes()
+        for bad in ("/exports/" + "A" * 32 + "/images.zip", "/exports/../../etc/passwd", "/exports/x/images.zip"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(base + bad, timeout=10)
+            assert err.value.code == 404
+    finally:
+        server.stop()
+    token = downloads.zip_url.split("/")[2]
+    assert shared_exports()[token] is store

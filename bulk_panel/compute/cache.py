@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -96,7 +95,9 @@ class FileIndex:
                 " height INTEGER)"
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> "sqlite3.Connection":  # noqa: F821
+        import sqlite3  # here, not at the top: the shared static page (Pyodide) has no sqlite3
+
         return sqlite3.connect(self.path, timeout=60)
 
     @staticmethod

@@ -20,7 +20,7 @@ import threading
 import unicodedata
 import zipfile
 from pathlib import Path
-from typing import IO, Iterable, Optional
+from typing import IO, Iterable, Iterator, Optional
 
 import pandas as pd
 
@@ -142,22 +142,46 @@ def safe_name(name: str, fallback: str = "unnamed", limit: int = 120) -> str:
     return text or fallback
 
 
-def write_image_zip(fh: IO[bytes], frame: pd.DataFrame, image_root: Optional[str | Path]) -> list[str]:
-    """Write the images of ``frame`` into a zip on ``fh`` as ``label/filename`` entries.
+class _ChunkSink:
+    """A write-only file object that collects what zipfile writes until it is taken."""
 
-    Each image is copied from its file in chunks (images are already compressed, so entries
-    are stored), so memory stays bounded by one chunk. Names are sanitised; clashes get a
-    ``-2``, ``-3`` suffix; unreadable files are skipped. Returns the entry names written.
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
 
-    >>> write_image_zip(open("out.zip", "wb"), store.selected_frame, results.image_root)
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def iter_image_zip(
+    frame: pd.DataFrame, image_root: Optional[str | Path], names: Optional[list[str]] = None,
+    chunk_size: int = 1 << 20,
+) -> Iterator[bytes]:
+    """The zip of ``frame``'s images as ``label/filename`` entries, yielded in pieces.
+
+    Each image is copied from its file in ``chunk_size`` pieces (images are already
+    compressed, so entries are stored) and every piece is yielded as soon as it is written,
+    so memory stays bounded by about one piece whatever the selection's size: a web handler
+    can stream it. Names are sanitised; clashes get a ``-2``, ``-3`` suffix; unreadable
+    files and paths outside ``image_root`` are skipped. The entry names written are appended
+    to ``names``.
+
+    >>> for piece in iter_image_zip(store.selected_frame(), results.image_root): response.write(piece)
     """
-    names: list[str] = []
+    names = [] if names is None else names
     seen: set[str] = set()
     root = Path(image_root) if image_root is not None else None
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        if root is None:
-            return names
-        for rel, label in zip(frame["path"].tolist(), frame["label"].tolist()):
+    sink = _ChunkSink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        rows = zip(frame["path"].tolist(), frame["label"].tolist()) if root is not None else ()
+        for rel, label in rows:
             source = resolve_inside(root, rel)
             if source is None:  # outside the image folder (a crafted results file): never read
                 continue
@@ -170,11 +194,30 @@ def write_image_zip(fh: IO[bytes], frame: pd.DataFrame, image_root: Optional[str
                 base, dot, ext = stem.rpartition(".")
                 entry = f"{folder}/{base}-{n}.{ext}" if dot else f"{folder}/{stem}-{n}"
             try:
-                with open(source, "rb") as src, zf.open(entry, "w", force_zip64=True) as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
+                src = open(source, "rb")
             except OSError:
                 continue
+            with src, zf.open(entry, "w", force_zip64=True) as dst:
+                while True:
+                    try:
+                        chunk = src.read(chunk_size)
+                    except OSError:  # the file went bad mid-read: the entry keeps what was read
+                        break
+                    if not chunk:
+                        break
+                    dst.write(chunk)
+                    yield sink.take()
             seen.add(entry.lower())
             names.append(entry)
+    yield sink.take()  # the central directory
+
+
+def write_image_zip(fh: IO[bytes], frame: pd.DataFrame, image_root: Optional[str | Path]) -> list[str]:
+    """Write :func:`iter_image_zip` into ``fh``; returns the entry names written.
+
+    >>> write_image_zip(open("out.zip", "wb"), store.selected_frame(), results.image_root)
+    """
+    names: list[str] = []
+    for piece in iter_image_zip(frame, image_root, names):
+        fh.write(piece)
     return names
