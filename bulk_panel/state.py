@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import html
 import io
 import tempfile
@@ -108,6 +109,15 @@ class ResultsStore(param.Parameterized):
     can_redo = param.Boolean(default=False, constant=True, doc="Whether an undone label edit can be redone.")
     dirty = param.Boolean(default=False, constant=True, doc="Labels changed since the last save.")
     message = param.String(default="", doc="A one-line report of the last action, for the status line.")
+    similar = param.Array(default=_EMPTY, doc="Rows most like the focused image ('more like this'), nearest first.")
+    similar_scores = param.Array(default=np.empty(0), doc="Cosine similarity of each row in ``similar``.")
+    similar_k = param.Integer(default=12, bounds=(1, 500), doc="How many images 'more like this' finds.")
+    outlier_share = param.Number(
+        default=0.02, bounds=(0.0, 1.0), doc="'Show outliers' selects this share of rows with the highest GLOSH score."
+    )
+    duplicate_threshold = param.Number(
+        default=0.97, bounds=(0.5, 1.0), doc="Cosine similarity from which two images count as near-duplicates."
+    )
     table_limit = param.Integer(
         default=50_000, bounds=(1, None),
         doc="The selection table lists at most this many rows (a table of a million rows helps nobody and "
@@ -125,6 +135,8 @@ class ResultsStore(param.Parameterized):
         self._rows_memo = None  # (state key, selected rows)
         self._codes = None  # (frame, (label codes, label names)) for fast label lookups
         self._selecting = False  # _select sets selection and labels together
+        self._duplicates = None  # (results, threshold, groups frame)
+        self._index_own = None  # (vectors, NeighbourIndex) for results without a file
         if results is not None and self.frame is None:
             self._set_frame(results.frame.reset_index(drop=True))
         elif self.frame is None:  # nothing loaded yet (a pipeline run will load): no rows
@@ -147,6 +159,7 @@ class ResultsStore(param.Parameterized):
         with param.parameterized.batch_call_watchers(self):
             self.focus = None
             self.hover = None
+            self.similar, self.similar_scores = _EMPTY.copy(), np.empty(0)
             self.selected_labels = []
             self.selection = _EMPTY.copy()
             self.colors = {label: color for label, color in self.colors.items() if label in present}
@@ -503,6 +516,140 @@ class ResultsStore(param.Parameterized):
         self.message = f"Labels saved to {saved.name}."
 
     # ---------------------------------------------------------------------------------
+    # acting on clusters: more like this, outliers, duplicates, galleries, splitting
+    # ---------------------------------------------------------------------------------
+    def more_like_this(self, row: Optional[int] = None, k: Optional[int] = None) -> int:
+        """Find the ``k`` images most like ``row`` (default: the focused one) by cosine similarity
+        of their embeddings; they go to ``similar`` (drawn on the map and in the gallery).
+
+        >>> store.focus = 42; store.more_like_this(); store.similar
+        """
+        row = self.focus if row is None else row
+        if row is None or not 0 <= row < self.n_rows:
+            self.message = "Click an image first (a table row or the map)."
+            return 0
+        index = self.neighbour_index()
+        if index is None:
+            self.message = "These results hold no embeddings: 'more like this' needs them."
+            return 0
+        rows, sims = index.query(int(row), k=self.similar_k if k is None else int(k))
+        self.param.update(similar=np.asarray(rows, dtype=np.int64), similar_scores=np.asarray(sims, dtype=float))
+        name = self.file_names().iloc[row]
+        self.message = f"{len(rows)} images most like {name!r}."
+        return len(rows)
+
+    def select_similar(self) -> int:
+        """Select the focused image and the images most like it (one click from the gallery)."""
+        rows = np.asarray(self.similar, dtype=np.int64)
+        if self.focus is not None:
+            rows = np.concatenate([[self.focus], rows[rows != self.focus]])
+        return self._select(rows)
+
+    def neighbour_index(self):
+        """The k-NN index over these results' embeddings (built once per results file and shared
+        by sessions; None without embeddings)."""
+        results = self.results
+        if results is None:
+            return None
+        if results.path is not None:
+            try:
+                stat = Path(results.path).stat()
+                return _shared_index(str(Path(results.path).resolve()), stat.st_mtime_ns, stat.st_size)
+            except (OSError, ValueError):
+                pass  # falls back to the in-memory vectors below
+        vectors = results.embeddings
+        if vectors is None or len(vectors) != self.n_rows:
+            return None
+        if self._index_own is None or self._index_own[0] is not vectors:
+            from .compute.similar import NeighbourIndex
+
+            self._index_own = (vectors, NeighbourIndex(vectors))
+        return self._index_own[1]
+
+    def select_outliers(self, share: Optional[float] = None, include_noise: bool = True) -> int:
+        """Select the ``share`` of rows with the highest GLOSH outlier score (and, by default,
+        every noise point): the images that fit their cluster least."""
+        if not self.n_rows:
+            return 0
+        share = self.outlier_share if share is None else float(share)
+        scores = self.frame["outlier_score"].to_numpy(dtype=float)
+        n = int(round(share * len(scores)))
+        top = np.argsort(-scores, kind="stable")[:n]
+        if include_noise:
+            top = np.union1d(top, np.flatnonzero(self.frame["cluster"].to_numpy() < 0))
+        rows = top[np.argsort(-scores[top], kind="stable")]
+        count = self._select(rows)
+        self.message = f"{count:,} outliers selected (top {share:.1%} by outlier score{' + noise' if include_noise else ''})."
+        return count
+
+    def duplicates(self, threshold: Optional[float] = None) -> pd.DataFrame:
+        """Groups of exact (same content) and near duplicates (cosine ≥ ``threshold``), one row
+        per member with ``keep`` marks (see :func:`~bulk_panel.compute.similar.duplicate_groups`),
+        plus each member's current ``label``. Cached per results and threshold."""
+        from .compute.similar import duplicate_groups
+
+        threshold = self.duplicate_threshold if threshold is None else float(threshold)
+        key = (id(self.results), threshold)
+        if self._duplicates is None or self._duplicates[0] != key:
+            if self.results is None or not self.n_rows:
+                groups = duplicate_groups(self.frame, None, None)
+            else:
+                index = self.neighbour_index()
+                vectors = index.embeddings if index is not None else None
+                groups = duplicate_groups(self.frame, vectors, threshold if vectors is not None else None, index=index)
+            self._duplicates = (key, groups)
+        groups = self._duplicates[1]
+        return groups.assign(label=self.frame["label"].to_numpy()[groups["row"].to_numpy(dtype=np.int64)])
+
+    def select_rows(self, rows: Sequence[int]) -> int:
+        """Select exactly these row positions (e.g. the duplicates marked to drop)."""
+        return self._select(np.unique(np.asarray(rows, dtype=np.int64)))
+
+    @param.depends("frame")
+    def cluster_gallery(self, k: int = 8) -> pd.DataFrame:
+        """Each label's ``k`` most representative rows (highest membership probability, then lowest
+        outlier score): columns ``label``, ``row``, ``rank``; labels in the chooser's order."""
+        if self.frame is None or len(self.frame) == 0:
+            return pd.DataFrame({"label": [], "row": [], "rank": []})
+        codes, names = self.label_codes()
+        order = np.lexsort((self.frame["outlier_score"].to_numpy(), -self.frame["probability"].to_numpy(), codes))
+        ranked = pd.DataFrame({"code": codes[order], "row": order})
+        ranked["rank"] = ranked.groupby("code").cumcount()
+        ranked = ranked[ranked["rank"] < k]
+        ranked["label"] = names[ranked["code"].to_numpy()]
+        position = {label: i for i, label in enumerate(self.sorted_labels(self.frame))}
+        ranked["position"] = ranked["label"].map(position)
+        ranked = ranked.sort_values(["position", "rank"], kind="stable")
+        return ranked[["label", "row", "rank"]].reset_index(drop=True)
+
+    def split_selection(self, min_cluster_size: Optional[int] = None) -> int:
+        """Cluster the selected rows again (HDBSCAN in the stored cluster space) and label the
+        parts ``'<label> · 1'``, ``'<label> · 2'``… (noise among them keeps its label); undoable.
+        Returns how many parts were found (0 or 1: nothing changed)."""
+        rows = self.selected_rows()
+        coords = self.results.cluster_coords if self.results is not None else None
+        if coords is None or len(coords) != self.n_rows:
+            coords = self.frame[["x", "y"]].to_numpy()  # results without a cluster space: the map
+        if len(rows) < 10:
+            self.message = "Select at least 10 points to split."
+            return 0
+        from .compute.cluster import Clusterer
+
+        size = min_cluster_size or max(5, int(np.sqrt(len(rows)) / 2))
+        found = Clusterer(min_cluster_size=size).fit(np.asarray(coords, dtype=np.float64)[rows]).labels_
+        parts = sorted(set(found.tolist()) - {-1})
+        if len(parts) < 2:
+            self.message = f"No split found in {len(rows):,} points (min cluster size {size})."
+            return len(parts)
+        current = self.frame["label"].to_numpy(dtype=object)
+        base = pd.Series(current[rows]).mode().iloc[0]
+        labels = current.copy()
+        for number, part in enumerate(parts, start=1):
+            labels[rows[found == part]] = _clean_label(f"{base} · {number}")
+        self._apply_labels(labels, f"{len(rows):,} points split into {len(parts)} parts of {base!r}.")
+        return len(parts)
+
+    # ---------------------------------------------------------------------------------
     # exports (bytes for the browser; nothing is written on the server)
     # ---------------------------------------------------------------------------------
     EXPORT_COLUMNS = ["path", "label", "cluster", "probability", "outlier_score", "x", "y", "width", "height",
@@ -550,6 +697,19 @@ class ResultsStore(param.Parameterized):
     def to_zip_bytes(self) -> IO[bytes]:
         """Alias of :meth:`to_zip_file` (kept for callers of the first version)."""
         return self.to_zip_file()
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_index(path: str, mtime_ns: int, size: int):
+    """One NeighbourIndex per results file version, shared by every session of the process
+    (immutable: sessions only query it)."""
+    from .compute.results import load_results
+    from .compute.similar import NeighbourIndex
+
+    vectors = load_results(path).embeddings
+    if vectors is None:
+        raise ValueError(f"{path}: no embeddings")
+    return NeighbourIndex(vectors)
 
 
 def _clean_label(text: str) -> str:

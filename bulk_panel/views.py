@@ -12,6 +12,8 @@ the thumbnails of a small selection as ``data:`` URIs.
 from __future__ import annotations
 
 import asyncio
+import html
+import io
 import os
 import secrets
 import weakref
@@ -37,12 +39,14 @@ from .safe import text_pane
 from .state import ResultsStore
 
 __all__ = [
-    "Dashboard", "Downloads", "EXPORTS_URL", "HoverPreview", "ImagePreview", "LabelSummary", "LabelTools", "ROUTES",
-    "ScatterView", "SelectionTable", "ThumbnailHandler", "ZipExportHandler", "shared_exports", "shared_results",
-    "shared_thumbnails", "text_pane",
+    "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
+    "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView", "SelectionTable", "SimilarGallery",
+    "ThumbnailHandler", "ZipExportHandler", "figures_html", "shared_exports", "shared_results",
+    "shared_thumbnails", "text_pane", "thumb_sources",
 ]
 
 THUMBS_URL = "/thumbs/"
+OUTLIER_CMAP = ["#1b1b3a", "#3b4cc0", "#9fbfe0", "#f7b267", "#e4572e"]  # typical → unusual
 EXPORTS_URL = "/exports/"
 _SIZES = {"thumb": THUMB_SIZE, "preview": PREVIEW_SIZE}
 
@@ -144,6 +148,31 @@ def _thumb_formatter(thumbnails_url: Optional[str], height: str) -> dict:
     return image
 
 
+def thumb_sources(hashes, thumbnails_url: Optional[str], thumbnails: Optional[ThumbnailCache]) -> list[str]:
+    """An ``<img src>`` per content hash: the thumbnail route's URL, or (no route) an inline
+    ``data:`` URI; '' where there is none. Hashes are checked, so a src is never markup."""
+    hashes = ["" if h is None else str(h) for h in hashes]
+    if thumbnails_url:
+        return [f"{thumbnails_url}{h}.jpg" if HASH_PATTERN.fullmatch(h) else "" for h in hashes]
+    return thumbnails.data_uris(hashes) if thumbnails is not None else [""] * len(hashes)
+
+
+def figures_html(items: list[tuple[str, str, str]], size: int = 88) -> str:
+    """A wrapping grid of thumbnails: ``(src, caption, tooltip)`` each. Every text is escaped
+    (file names and labels are untrusted); a missing image is an empty box."""
+    figures = []
+    for src, caption, tooltip in items:
+        image = (f'<img src="{html.escape(src)}" loading="lazy" style="width:{size}px;height:{size}px;'
+                 f'object-fit:contain;background:#f4f4f4">' if src else
+                 f'<div style="width:{size}px;height:{size}px;background:#eee"></div>')
+        figures.append(
+            f'<figure title="{html.escape(tooltip)}" style="margin:3px;width:{size}px">{image}'
+            f'<figcaption style="font-size:11px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">'
+            f'{html.escape(caption)}</figcaption></figure>'
+        )
+    return '<div style="display:flex;flex-wrap:wrap">' + "".join(figures) + "</div>"
+
+
 class ScatterView(pn.viewable.Viewer):
     """The map: points coloured by label; datashaded above ``rasterize_above`` points.
 
@@ -160,9 +189,14 @@ class ScatterView(pn.viewable.Viewer):
     hover_radius = param.Number(
         default=0.02, bounds=(0, 1), doc="Hover picks the nearest point within this share of the visible diagonal."
     )
+    color_by = param.Selector(
+        default="label", objects=["label", "outlier score"],
+        doc="Colour points by their label, or by GLOSH outlier score (dark = typical, bright = unusual).",
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.param.watch(self._rebuild, "color_by")
         # HoloViews hashes the arguments of a DynamicMap callback; counters keep that cheap
         self.store.param.watch(lambda *e: self.param.update(frame_version=self.frame_version + 1), ["frame", "colors"])
         self.store.param.watch(
@@ -189,6 +223,9 @@ class ScatterView(pn.viewable.Viewer):
 
     def _on_results(self, event) -> None:
         # new results (a pipeline run): a new plot, for the new extents (and perhaps datashading)
+        self._rebuild()
+
+    def _rebuild(self, *events) -> None:
         if self._plot is not None:
             self._plot = None
             self._make_streams()
@@ -225,10 +262,19 @@ class ScatterView(pn.viewable.Viewer):
             "y": frame["y"].to_numpy(),
             "label": pd.Categorical(frame["label"].to_numpy(), categories=list(colors)),
         })
+        if self.color_by == "outlier score":
+            data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
         if not self.rasterized:
-            data["name"] = frame["path"].str.rsplit("/", n=1).str[-1].to_numpy()
+            data["name"] = self.store.file_names().to_numpy()
             data["color"] = frame["label"].map(colors).to_numpy()
         return hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
+
+    def _similar(self, rows: np.ndarray) -> hv.Points:
+        frame = self.store.frame
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[(rows >= 0) & (rows < len(frame))] if frame is not None else rows[:0]
+        xy = (frame["x"].to_numpy()[rows], frame["y"].to_numpy()[rows]) if len(rows) else ([], [])
+        return hv.Points(xy, kdims=["x", "y"])
 
     def _highlight(self, version: int = 0) -> hv.Points:
         frame, rows = self.store.frame, self.store.selected_rows()
@@ -251,20 +297,24 @@ class ScatterView(pn.viewable.Viewer):
         base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version))
         highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
         focus = hv.DynamicMap(pn.bind(self._focus, focus=store.param.focus))
+        similar = hv.DynamicMap(pn.bind(self._similar, rows=store.param.similar))
+        by_outlier = self.color_by == "outlier score"
         if self.rasterized:
             import datashader as ds
             from holoviews.operation.datashader import datashade, dynspread
 
-            shown = dynspread(
-                datashade(base, aggregator=ds.count_cat("label"), color_key=store.param.colors,
-                          min_alpha=90), threshold=0.6, max_px=3,
-            ).opts(tools=tools)
+            if by_outlier:
+                shaded = datashade(base, aggregator=ds.mean("outlier_score"), cmap=OUTLIER_CMAP, min_alpha=90)
+            else:
+                shaded = datashade(base, aggregator=ds.count_cat("label"), color_key=store.param.colors, min_alpha=90)
+            shown = dynspread(shaded, threshold=0.6, max_px=3).opts(tools=tools)
             marked = dynspread(
                 datashade(highlight, cmap=["#111111"], min_alpha=255), threshold=0.9, max_px=2,
             )
         else:
             shown = base.opts(
-                color="color", size=self.point_size, line_color="white", line_width=0.3,
+                color="outlier_score" if by_outlier else "color", cmap=OUTLIER_CMAP, clim=(0, 1),
+                colorbar=by_outlier, size=self.point_size, line_color="white", line_width=0.3,
                 tools=tools + ["hover"], hover_tooltips=[("file", "@name"), ("label", "@label")],
                 nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
             )
@@ -273,10 +323,12 @@ class ScatterView(pn.viewable.Viewer):
                 fill_alpha=0, nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
             )
         ring = focus.opts(color=None, fill_alpha=0, line_color="#e41a1c", line_width=3, size=22, backend="bokeh")
+        alike = similar.opts(marker="diamond", color="#ff9900", line_color="#000000", line_width=1, size=12,
+                             backend="bokeh")
         for stream in (self.bounds, self.lasso, self.pointer, self.ranges):
             stream.source = shown
         self._built_rasterized = self.rasterized
-        self._plot = (shown * marked * ring).opts(
+        self._plot = (shown * marked * alike * ring).opts(
             responsive=True, height=self.height, xaxis=None, yaxis=None, show_grid=False,
             active_tools=["box_select", "wheel_zoom"], toolbar="above", show_legend=False,
             default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"], backend="bokeh",
@@ -569,6 +621,185 @@ class HoverPreview(pn.viewable.Viewer):
         )
 
 
+class SimilarGallery(pn.viewable.Viewer):
+    """'More like this': the focused image and its nearest neighbours in embedding space, as a
+    gallery (also drawn on the map as orange diamonds); one click selects them all."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails_url = param.String(default=THUMBS_URL, allow_None=True, doc="Thumbnail route prefix; None inlines.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        store = self.store
+        self.find_button = pn.widgets.Button(label="More like this", color="primary",
+                                             disabled=store.param.focus.rx.is_(None))
+        self.find_button.on_click(self._find)
+        self.select_button = _button("Select these", store.select_similar, variant="outline",
+                                     disabled=store.param.similar.rx.pipe(len) == 0)
+
+    async def _find(self, event=None) -> None:
+        # the first query may build the neighbour index (seconds at 1M images): off the event loop
+        store = self.store
+        store.message = "Looking for similar images…"
+        focus, k = store.focus, store.similar_k
+        index = await asyncio.to_thread(store.neighbour_index)
+        if index is None:
+            store.message = "These results hold no embeddings: 'more like this' needs them."
+            return
+        store.more_like_this(focus, k)
+
+    def _html(self, similar: np.ndarray, scores: np.ndarray) -> str:
+        store, frame = self.store, self.store.frame
+        if frame is None or not len(similar):
+            return "<p style='color:#777'>Click an image (a table row), then <b>More like this</b>.</p>"
+        rows = [r for r in [store.focus] if r is not None] + [int(r) for r in similar]
+        names, labels = store.file_names().to_numpy(), frame["label"].to_numpy()
+        srcs = thumb_sources(frame["content_hash"].to_numpy()[rows], self.thumbnails_url, self.thumbnails)
+        captions = (["this image"] if store.focus is not None else []) + [f"{s:.3f}" for s in scores]
+        return figures_html([(src, cap, f"{names[r]} · {labels[r]}") for src, cap, r in zip(srcs, captions, rows)])
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(self.find_button, self.select_button,
+                   pn.widgets.IntInput.from_param(self.store.param.similar_k, label="", width=80)),
+            pn.pane.HTML(pn.bind(self._html, self.store.param.similar, self.store.param.similar_scores),
+                         sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+
+class ClusterGallery(pn.viewable.Viewer):
+    """Per label, its most representative images (highest membership first) in a grid."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails_url = param.String(default=THUMBS_URL, allow_None=True, doc="Thumbnail route prefix; None inlines.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
+    per_label = param.Integer(default=8, bounds=(1, 50), doc="Images shown per label.")
+    max_labels = param.Integer(default=60, bounds=(1, None), doc="Labels shown (the first, in the chooser's order).")
+
+    def _html(self, frame: pd.DataFrame, per_label: int) -> str:
+        store = self.store
+        gallery = store.cluster_gallery(k=per_label)
+        if not len(gallery):
+            return "<p style='color:#777'>No images.</p>"
+        counts = frame["label"].value_counts()
+        names, hashes = store.file_names().to_numpy(), frame["content_hash"].to_numpy()
+        parts = []
+        for number, (label, group) in enumerate(gallery.groupby("label", sort=False)):
+            if number >= self.max_labels:
+                parts.append(f"<p>… and {gallery['label'].nunique() - self.max_labels} more labels.</p>")
+                break
+            rows = group["row"].to_numpy()
+            srcs = thumb_sources(hashes[rows], self.thumbnails_url, self.thumbnails)
+            color = html.escape(store.colors.get(label, "#000000"))
+            parts.append(
+                f'<div style="margin:6px 0"><span style="display:inline-block;width:12px;height:12px;'
+                f'background:{color};margin-right:6px"></span><b>{html.escape(str(label))}</b> '
+                f'<span style="color:#777">({int(counts.get(label, 0)):,})</span>'
+                + figures_html([(src, names[r], f"{names[r]} · {label}") for src, r in zip(srcs, rows)], size=72)
+                + "</div>"
+            )
+        return "".join(parts)
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown("Each label's most representative images. Click a label in the *Labels* table to "
+                             "select it.", margin=(0, 10)),
+            pn.pane.HTML(pn.bind(self._html, self.store.param.frame, self.param.per_label),
+                         sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+
+class DuplicatesView(pn.viewable.Viewer):
+    """Exact duplicates (same content) and near-duplicates (cosine ≥ threshold) as groups with
+    keep/drop marks (editable); select the drops on the map, or download the groups as CSV."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails_url = param.String(default=THUMBS_URL, allow_None=True, doc="Thumbnail route prefix; None inlines.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
+
+    COLUMNS = ["thumb", "group", "name", "label", "kind", "similarity", "keep", "row"]
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.table = pn.widgets.Tabulator(
+            value=pd.DataFrame({c: [] for c in self.COLUMNS}), pagination="local", page_size=12, show_index=False,
+            selectable=False, sizing_mode="stretch_width", layout="fit_data_stretch",
+            formatters={"thumb": _thumb_formatter(self.thumbnails_url, "40px"), "name": "plaintext",
+                        "label": "plaintext", "keep": {"type": "tickCross"},
+                        "similarity": {"type": "money", "precision": 3, "symbol": ""}},
+            editors={c: None for c in self.COLUMNS if c != "keep"} | {"keep": "tickCross"},
+            titles={"thumb": "", "name": "file"}, hidden_columns=["row"], groupby=["group"],
+        )
+        self.find_button = pn.widgets.Button(label="Find duplicates", color="primary")
+        self.find_button.on_click(self._find)
+        self.select_button = _button("Select the drops", self._select_drops, variant="outline")
+        self.csv = pn.widgets.FileDownload(callback=self._csv, filename="duplicates.csv", label="Groups (CSV)",
+                                           variant="outline")
+
+    async def _find(self, event=None) -> None:
+        store = self.store
+        store.message = "Looking for duplicates…"
+        groups = await asyncio.to_thread(store.duplicates)
+        names = store.file_names().to_numpy()
+        rows = groups["row"].to_numpy(dtype=np.int64)
+        hashes = store.frame["content_hash"].to_numpy()[rows]
+        # the route's formatter takes the hash; without a route the cell holds a data: URI
+        thumbs = list(hashes) if self.thumbnails_url else thumb_sources(hashes, None, self.thumbnails)
+        self.table.value = groups.assign(name=names[rows], thumb=thumbs)[self.COLUMNS]
+        store.message = (f"{groups['group'].nunique():,} groups, {int((~groups['keep']).sum()):,} images to drop "
+                         f"(threshold {store.duplicate_threshold:.2f}).")
+
+    def _select_drops(self) -> None:
+        value = self.table.value
+        self.store.select_rows(value.loc[~value["keep"].astype(bool), "row"].to_numpy())
+
+    def _csv(self) -> io.BytesIO:
+        value = self.table.value
+        paths = self.store.frame["path"].to_numpy()[value["row"].to_numpy(dtype=np.int64)] if len(value) else []
+        out = value.assign(path=paths, action=np.where(value["keep"].astype(bool), "keep", "drop"))
+        columns = ["group", "path", "label", "kind", "similarity", "action"]
+        return io.BytesIO(out[columns].to_csv(index=False).encode("utf-8"))
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(pn.widgets.FloatSlider.from_param(self.store.param.duplicate_threshold, label="near if cosine ≥",
+                                                     step=0.005, width=220),
+                   self.find_button, self.select_button, self.csv),
+            self.table,
+            sizing_mode="stretch_width",
+        )
+
+
+class ExploreTools(pn.viewable.Viewer):
+    """Sidebar tools that act on clusters: colour by outlier score, show outliers, split the
+    selection into clusters."""
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    scatter = param.ClassSelector(class_=ScatterView, doc="The map whose colouring this switches.")
+
+    def __panel__(self):
+        store = self.store
+        return pn.Column(
+            pn.widgets.RadioButtonGroup.from_param(self.scatter.param.color_by, sizing_mode="stretch_width"),
+            pn.widgets.FloatSlider.from_param(store.param.outlier_share, label="Outliers: top share", step=0.005,
+                                              end=0.2, format="0.0%", sizing_mode="stretch_width"),
+            pn.Row(
+                _button("Show outliers", store.select_outliers, variant="outline"),
+                _button("Split selection", self._split, variant="outline"),
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def _split(self) -> None:
+        try:
+            self.store.split_selection()
+        except (ValueError, ImportError) as exc:
+            self.store.message = f"Not split: {exc}"
+
+
 class ImagePreview(pn.viewable.Viewer):
     """The focused image, large, with its file name and label (as text, never HTML)."""
 
@@ -621,12 +852,28 @@ class Dashboard(pn.viewable.Viewer):
         self.downloads = Downloads(store=store, exports_url=EXPORTS_URL if self.thumbnails_url else None)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
         self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
+        thumbs = dict(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.similar = SimilarGallery(**thumbs)
+        self.gallery = ClusterGallery(**thumbs)
+        self.duplicates = DuplicatesView(**thumbs)
+        self.explore = ExploreTools(store=store, scatter=self.scatter)
+        self.tabs = pn.Tabs(
+            ("Selection", self.table), ("More like this", self.similar), ("Cluster gallery", self.gallery),
+            ("Duplicates", self.duplicates), dynamic=True, sizing_mode="stretch_width",
+        )
+        self.more_button = pn.widgets.Button(label="More like this", variant="outline",
+                                             disabled=store.param.focus.rx.is_(None))
+        self.more_button.on_click(self._more_like_this)
         self.controls = PipelineControls(runner=self.runner) if self.runner is not None else None
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.onload(self._warm)  # after the page is drawn, off the event loop
 
     async def _warm(self) -> None:
         await asyncio.to_thread(self.store.warm)
+
+    async def _more_like_this(self, event=None) -> None:
+        self.tabs.active = 1
+        await self.similar._find()
 
     @classmethod
     def from_path(cls, path: str | Path, **params) -> "Dashboard":
@@ -653,6 +900,7 @@ class Dashboard(pn.viewable.Viewer):
         return [
             *pipeline,
             pn.pane.Markdown("### Labels"), self.tools,
+            pn.pane.Markdown("### Explore"), self.explore,
             pn.pane.Markdown("### Download"), self.downloads,
         ]
 
@@ -662,13 +910,13 @@ class Dashboard(pn.viewable.Viewer):
             pn.Row(
                 pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results), **card),
                 pn.Column(
-                    pn.Card(self.preview, title="Image", **card),
+                    pn.Card(self.preview, self.more_button, title="Image", **card),
                     pn.Card(self.summary, title="Labels", **card),
                     width=420,
                 ),
                 sizing_mode="stretch_width",
             ),
-            pn.Card(self.table, title="Selection", **card),
+            pn.Card(self.tabs, title="Selection and tools", **card),
         ]
 
     def template(self) -> pn.template.FastListTemplate:

@@ -296,3 +296,67 @@ def test_table_lists_at_most_table_limit_rows():
     assert len(store.selected_rows()) == 500 and len(store.selected_frame()) == 40
     assert list(store.selected_frame().index) == list(store.selected_rows()[:40])
     assert len(store.export_frame()) == 500  # exports use every selected row
+
+
+def _with_vectors(n=120, seed=1) -> Results:
+    """Synthetic results with embeddings: row 1 is a near-copy of row 0, row 2 an exact copy."""
+    results = synthetic_results(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, 32)).astype(np.float32)
+    vectors[1] = vectors[0] + 0.01 * rng.normal(size=32)
+    vectors[2] = vectors[0]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    hashes = results.frame["content_hash"].to_numpy(dtype=object).copy()
+    hashes[2] = hashes[0]
+    results.frame = results.frame.assign(content_hash=hashes)
+    results._embeddings = vectors
+    return results
+
+
+def test_more_like_this_finds_near_copies_and_selects_them():
+    store = ResultsStore(results=_with_vectors())
+    assert store.more_like_this() == 0 and "Click" in store.message  # nothing focused
+    store.focus = 0
+    assert store.more_like_this(k=5) == 5
+    assert set(store.similar[:2]) == {1, 2} and 0 not in store.similar
+    assert np.all(np.diff(store.similar_scores) <= 1e-6) and store.similar_scores[0] > 0.99
+    store.select_similar()
+    assert list(store.selection) == [0, *store.similar]
+    store.load(_with_vectors(seed=2))
+    assert len(store.similar) == 0
+
+
+def test_outliers_duplicates_and_gallery():
+    store = ResultsStore(results=_with_vectors())
+    f = store.frame
+    n = store.select_outliers(share=0.05, include_noise=False)
+    assert n == 6 and set(store.selection) == set(np.argsort(-f.outlier_score.to_numpy())[:6])
+    store.select_outliers(share=0.0)
+    assert set(store.selection) == set(np.flatnonzero(f.cluster.to_numpy() < 0))
+    groups = store.duplicates(threshold=0.98)
+    first = groups[groups.row.isin([0, 1, 2])]
+    assert first.group.nunique() == 1 and len(first) == 3 and first.keep.sum() == 1
+    assert set(first.kind) == {"exact", "near"} and (first.label == f.label.to_numpy()[first.row]).all()
+    gallery = store.cluster_gallery(k=3)
+    for label, part in gallery.groupby("label"):
+        rows = part.row.to_numpy()
+        assert (f.label.to_numpy()[rows] == label).all() and len(rows) == min(3, (f.label == label).sum())
+        members = f[f.label == label]
+        assert f.probability.to_numpy()[rows[0]] == members.probability.max()
+
+
+def test_split_selection_separates_two_blobs_and_undoes():
+    rng = np.random.default_rng(0)
+    n = 200
+    xy = np.concatenate([rng.normal(0, 0.3, (n // 2, 2)), rng.normal(8, 0.3, (n // 2, 2))])
+    frame = build_frame(paths=[f"p{i}.png" for i in range(n)], hashes=[f"{i:032x}" for i in range(n)],
+                        sizes=np.full((n, 2), 8), xy=xy, clusters=np.zeros(n, int), probabilities=np.ones(n),
+                        outlier_scores=np.zeros(n), labels=["birds"] * n)
+    store = ResultsStore(results=Results(frame=frame))
+    store.select_labels(["birds"])
+    assert store.split_selection() == 2
+    labels = store.frame.label.to_numpy()
+    assert set(labels) <= {"birds · 1", "birds · 2", "birds"}
+    assert len(set(labels[: n // 2]) - {"birds"}) == 1 and set(labels[: n // 2]) != set(labels[n // 2:])
+    store.undo()
+    assert set(store.frame.label) == {"birds"}

@@ -1,5 +1,6 @@
 """Level 2: the views without a browser — set the store, read the widgets; call the downloads."""
 import asyncio
+import html
 import io
 import time
 import zipfile
@@ -279,3 +280,50 @@ def test_zip_route_streams_the_sessions_selection(tmp_path):
         server.stop()
     token = downloads.zip_url.split("/")[2]
     assert shared_exports()[token] is store
+
+
+def test_more_like_this_duplicates_gallery_and_outliers_views():
+    """The tools tabs: more like this (gallery, map overlay, select), duplicates (groups, keep
+    marks, select drops, CSV), cluster gallery (escaped), colour by outlier score."""
+    from test_state import _with_vectors
+
+    from bulk_panel.views import ClusterGallery, DuplicatesView, SimilarGallery
+
+    results = _with_vectors()
+    hostile = "<img src=x onerror=alert(1)>"
+    results.frame = results.frame.assign(label=np.where(results.frame.cluster.to_numpy() == 0, hostile,
+                                                        results.frame.label.to_numpy()))
+    dash = Dashboard(store=ResultsStore(results=results))
+    pn.panel(dash).get_root()
+    store = dash.store
+    assert dash.more_button.disabled
+    store.focus = 0
+    assert not dash.more_button.disabled
+    asyncio.run(dash._more_like_this())
+    assert dash.tabs.active == 1 and set(store.similar[:2]) == {1, 2}
+    html_text = dash.similar._html(store.similar, store.similar_scores)
+    assert html_text.count("<img ") == 1 + store.similar_k and "this image" in html_text
+    similar_points = dash.scatter._similar(store.similar)
+    assert len(similar_points) == store.similar_k
+    dash.similar.select_button.clicks += 1
+    assert list(store.selection) == [0, *store.similar]
+
+    asyncio.run(dash.duplicates._find())
+    table = dash.duplicates.table.value
+    assert set(table.loc[table.group == table.group.iloc[0], "row"]) == {0, 1, 2}
+    dash.duplicates._select_drops()
+    assert set(store.selection) == set(table.loc[~table.keep, "row"])
+    csv = pd.read_csv(dash.duplicates._csv())
+    assert list(csv.columns) == ["group", "path", "label", "kind", "similarity", "action"]
+    assert (csv.action == "keep").sum() == table.group.nunique()
+
+    gallery = dash.gallery._html(store.frame, 4)
+    assert hostile not in gallery and html.escape(hostile) in gallery
+    assert isinstance(ClusterGallery(store=store), ClusterGallery) and isinstance(
+        SimilarGallery(store=store), SimilarGallery) and isinstance(DuplicatesView(store=store), DuplicatesView)
+
+    dash.scatter.color_by = "outlier score"
+    points = dash.scatter._points()
+    assert "outlier_score" in points.vdims[0].name or "outlier_score" in [d.name for d in points.vdims]
+    dash.explore._split()  # whatever it finds, it reports in one line
+    assert store.message
