@@ -1,22 +1,25 @@
-"""Building one session's dashboard from what the operator named at launch.
+"""Building one session's page from what the operator named at launch.
 
 >>> make_dashboard("results.parquet")            # open results
 >>> make_dashboard("photos/", output="r.parquet") # run the pipeline on a folder first, then show it
+>>> session_page("results.parquet", allowed_roots=["/data"])  # served: the page, or a message
 
 Used by ``app.py`` (``panel serve``), ``bulk-panel serve`` and ``bulk_panel.explore`` (Jupyter). The
 operator's target fixes the allowed folders: a served page can run the pipeline again, with
-other settings or on a subfolder, but never on a folder outside them.
+other settings or on a subfolder, but never on a folder outside the target's own folder and
+the extra roots the operator allowed (``--allow-root DIR``).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
 import panel as pn
 
 from .compute.pipeline import Pipeline
-from .compute.results import Results
-from .runner import PipelineRunner
+from .compute.results import Results, ResultsError
+from .runner import PipelineRunner, _one_line
 from .state import ResultsStore
 from .views import Dashboard, shared_results
 
@@ -32,8 +35,11 @@ def make_dashboard(
 
     For a folder, the pipeline runs when the page loads (off the event loop, with progress)
     and its results are written to ``output`` (so "Save labels" has a file) unless output
-    is None. ``allowed_roots=()`` means "the target's own folder"; None allows any folder
-    (Jupyter, where the user is the operator).
+    is None. The page may run the pipeline inside the target's own folder and inside
+    ``allowed_roots`` (extra folders the operator allowed); ``None`` allows any folder
+    (Jupyter, where the user is the operator). Results whose image folder is unknown, with no
+    extra roots, get no pipeline controls at all. Raises :class:`ResultsError` for a results
+    file that cannot be read.
     """
     if isinstance(target, Results):
         results, folder = target, target.image_root
@@ -44,8 +50,7 @@ def make_dashboard(
     else:
         results = shared_results(target)
         folder = results.image_root
-    if allowed_roots == () and folder is not None:
-        allowed_roots = [str(folder)]
+    roots = None if allowed_roots is None else [str(r) for r in ([folder] if folder else []) + list(allowed_roots)]
     store = ResultsStore(results=results) if results is not None else ResultsStore()
 
     def on_results(new: Results) -> None:
@@ -53,12 +58,14 @@ def make_dashboard(
             new.save(output)
         store.load(new)
 
-    runner = PipelineRunner(
-        pipeline=Pipeline(root=str(folder) if folder else None, cache_dir=cache_dir),
-        folder=str(folder or ""),
-        allowed_roots=list(allowed_roots) if allowed_roots else [],
-        on_results=on_results,
-    )
+    runner = None
+    if roots is None or roots:  # an empty list would mean "any folder" to the runner: no controls then
+        runner = PipelineRunner(
+            pipeline=Pipeline(root=str(folder) if folder else None, cache_dir=cache_dir),
+            folder=str(folder or ""),
+            allowed_roots=roots,
+            on_results=on_results,
+        )
     dashboard = Dashboard(store=store, runner=runner, **dashboard_params)
     if results is None:
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -66,3 +73,52 @@ def make_dashboard(
         else:
             runner.run()
     return dashboard
+
+
+def error_page(message: str, headline: str = "The results could not be opened.") -> pn.viewable.Viewable:
+    """A page that says, on one line and as text, why there is no dashboard."""
+    from .safe import text_pane
+
+    return pn.template.FastListTemplate(
+        title="bulk_panel",
+        main=[pn.pane.Alert(headline, alert_type="danger"),
+              text_pane(_one_line(message), styles={"white-space": "pre-wrap"})],
+        main_layout=None,
+    )
+
+
+def session_page(target: str | Path | Results, **params) -> pn.viewable.Viewable:
+    """One served session's page: the dashboard's template, or :func:`error_page` when the
+    results file cannot be read (missing, corrupt, foreign); the server keeps serving.
+
+    >>> pn.serve({"bulk_panel": lambda: session_page("results.parquet", allowed_roots=["/data"])})
+    """
+    try:
+        return make_dashboard(target, **params).template()
+    except ResultsError as exc:
+        return error_page(str(exc))
+
+
+def allowed_roots(dirs: Sequence[str]) -> list[Path]:
+    """The ``--allow-root`` folders, resolved; a missing one is a one-line ValueError naming it."""
+    roots = []
+    for d in dirs:
+        path = Path(d).expanduser()
+        if not path.is_dir():
+            raise ValueError(f"--allow-root {d!r}: not a folder")
+        roots.append(path.resolve())
+    return roots
+
+
+def app_args(argv: Sequence[str]) -> argparse.Namespace:
+    """``app.py``'s arguments: ``TARGET [OUTPUT] [--allow-root DIR ...]`` (as ``--args`` gives them).
+
+    >>> app_args(["photos", "--allow-root", "/data"])
+    """
+    from .cli import add_allow_root
+
+    parser = argparse.ArgumentParser(prog="app.py", description="bulk_panel's app for `panel serve ... --args`.")
+    parser.add_argument("target", nargs="?", default=None, help="results file or image folder")
+    parser.add_argument("output", nargs="?", default=None, help="results file for a folder's run")
+    add_allow_root(parser)
+    return parser.parse_args(list(argv))

@@ -8,7 +8,6 @@ import struct
 import sys
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +25,14 @@ from bulk_panel.compute.images import (
     read_image,
 )
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+from hostile import IS_ROOT, ODD_NAMES, STORED, encode, png_bytes, png_chunk, upright_array
+
 POSIX = os.name == "posix"
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    im.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
 
 
 def pixels(im: Image.Image) -> np.ndarray:
@@ -48,36 +42,6 @@ def pixels(im: Image.Image) -> np.ndarray:
 def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
     assert a.size == b.size, (a.size, b.size)
     return float(np.abs(pixels(a) - pixels(b)).mean())
-
-
-def upright_array(width: int = 48, height: int = 32) -> np.ndarray:
-    """A smooth image that looks different under every flip and rotation."""
-    y, x = np.mgrid[0:height, 0:width]
-    arr = np.zeros((height, width, 3), np.uint8)
-    arr[..., 0] = 40 + 180 * x // (width - 1)  # red grows to the right
-    arr[..., 1] = 40 + 180 * y // (height - 1)  # green grows downwards
-    arr[: height // 2, : width // 3, 2] = 230  # a blue block in the top-left corner
-    return arr
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
-
-
-def png_bytes(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
-    """A PNG made by hand: signature, IHDR, one IDAT holding ``raw`` (already filtered), IEND."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(raw))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def assert_rgb(im: Image.Image) -> None:
@@ -346,20 +310,6 @@ def test_animated_webp_first_frame():
 # --------------------------------------------------------------------------------------
 # EXIF orientation
 # --------------------------------------------------------------------------------------
-
-# How each orientation stores the upright picture (the inverse of what a viewer applies),
-# written independently of the module's own table.
-STORED = {
-    1: lambda a: a,
-    2: lambda a: a[:, ::-1],  # mirrored horizontally
-    3: lambda a: a[::-1, ::-1],  # rotated 180
-    4: lambda a: a[::-1, :],  # mirrored vertically
-    5: lambda a: a.transpose(1, 0, 2),  # row 0 is the visual left side, column 0 the top
-    6: lambda a: np.rot90(a, 1),  # row 0 is the visual right side: viewer rotates 90 CW
-    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # row 0 right side, column 0 bottom
-    8: lambda a: np.rot90(a, -1),  # row 0 is the visual left side, column 0 the bottom
-}
-
 
 FORMAT_OPTIONS = {
     "JPEG": ("JPEG", {"quality": 95}),
@@ -773,20 +723,6 @@ def test_special_files_are_not_listed(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")
     os.mkfifo(tmp_path / "pipe.txt")
     assert find(tmp_path) == ([], [Skipped("pipe.jpg", "not a regular file")])
-
-
-ODD_NAMES = [
-    "with space.jpg",
-    "ünïcödé — 日本語.png",
-    "emoji 🐱🚀.gif",
-    "new\nline.jpg",
-    "quotes \"double\" 'single'.jpg",
-    "<img src=x onerror=alert(1)>.png",
-    "back\\slash.jpg",
-    "tab\there.jpg",
-    "%s %n {0} $(rm -rf).webp",
-    "a" * 246 + ".jpg",  # 250 bytes
-]
 
 
 def test_odd_names_returned_intact(tmp_path):

@@ -294,3 +294,89 @@ def test_results_are_delivered_through_dispatch(tmp_path):
     assert len(queued) == 1 and got == [] and runner.running
     queued[0]()
     assert got == [fake.outcome] and not runner.running and runner.message.startswith("done: 1 images")
+
+
+# ---------------------------------------------------------------------------------------
+# what the operator allowed at launch reaches the page's runner (bulk-panel serve, app.py)
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def launched(allowed, tmp_path, monkeypatch):
+    """Results of images in ``allowed/photos``, saved; an extra root; HOME outside both."""
+    from test_state import synthetic_results
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    extra = tmp_path / "extra"
+    (extra / "more").mkdir(parents=True)
+    (allowed / "photos" / "escape").symlink_to(tmp_path / "outside", target_is_directory=True)
+    path = synthetic_results(20, image_root=allowed / "photos").save(tmp_path / "results.parquet")
+    return path, allowed / "photos", extra
+
+
+@pytest.mark.parametrize("folder", ["/etc", "~", "../", "escape", "{photos}/escape", "{extra}/.."])
+def test_a_served_page_runs_only_in_the_results_folder_and_the_allowed_roots(launched, folder):
+    from bulk_panel.session import make_dashboard
+
+    path, photos, extra = launched
+    dashboard = make_dashboard(path, allowed_roots=[extra])
+    runner = dashboard.runner
+    assert runner.allowed_roots == [str(photos), str(extra)]
+    assert runner.folder == str(photos)
+    folder = folder.format(photos=photos, extra=extra)
+    message = refused(runner, folder)
+    assert message == runner.error and repr(folder) in message and "outside the allowed folders" in message
+
+
+def test_an_allowed_extra_root_is_accepted(launched):
+    from test_state import synthetic_results
+
+    from bulk_panel.session import make_dashboard
+
+    path, photos, extra = launched
+    for folder, extra_roots, real in ((str(extra / "more"), [extra], extra / "more"), (".", (), photos)):
+        dashboard = make_dashboard(path, allowed_roots=extra_roots)
+        runner = dashboard.runner
+        runner.pipeline = fake = FakePipeline(outcome=synthetic_results(7))
+        fake.release.set()
+        runner.folder = folder
+        assert runner.run() is not None, runner.message
+        assert runner.wait(10) and runner.error == "", runner.message
+        assert fake.source.root == str(real.resolve())
+        assert len(dashboard.store.frame) == 7  # the page shows the new run
+
+
+def test_results_with_no_known_folder_get_no_run_controls_unless_a_root_is_allowed(tmp_path):
+    from test_state import synthetic_results
+
+    from bulk_panel.session import make_dashboard
+
+    results = synthetic_results(20)  # no image_root in its meta
+    assert make_dashboard(results).runner is None  # never "any folder" by accident
+    assert make_dashboard(results, allowed_roots=[tmp_path]).runner.allowed_roots == [str(tmp_path)]
+    assert make_dashboard(results, allowed_roots=None).runner.allowed_roots is None  # Jupyter: any folder
+
+
+def test_allow_root_flags_are_checked_and_parsed(tmp_path):
+    from bulk_panel.cli import make_parser
+    from bulk_panel.session import allowed_roots, app_args
+
+    args = make_parser().parse_args(["serve", "r.parquet", "--allow-root", str(tmp_path), "--allow-root", "~"])
+    assert args.allow_root == [str(tmp_path), "~"]
+    assert make_parser().parse_args(["serve"]).allow_root == []
+    assert allowed_roots([str(tmp_path)]) == [tmp_path.resolve()]
+    with pytest.raises(ValueError, match=r"^--allow-root '/no/such/dir': not a folder$"):
+        allowed_roots(["/no/such/dir"])
+    app = app_args(["photos", "out.parquet", "--allow-root", "/data", "--allow-root", "/more"])
+    assert (app.target, app.output, app.allow_root) == ("photos", "out.parquet", ["/data", "/more"])
+    assert app_args([]).target is None
+
+
+def test_serve_with_a_missing_allow_root_is_a_usage_error(tmp_path):
+    import subprocess
+    import sys
+
+    from test_state import synthetic_results
+
+    path = synthetic_results(5, image_root=tmp_path).save(tmp_path / "r.parquet")
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(path), "--allow-root", "/no/such/dir"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--allow-root '/no/such/dir': not a folder" in out.stderr

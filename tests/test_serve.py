@@ -1,13 +1,21 @@
 """`bulk-panel serve FOLDER` end to end: the page runs the pipeline with progress, shows the
-map, writes the results file, and serves nothing outside what it loaded."""
+map, writes the results file, and serves nothing outside what it loaded.
+
+Also the helpers other served tests share: :func:`serving` (apps in a thread on 127.0.0.1),
+:func:`chromium` (Debian's Chromium through Playwright) and :func:`in_session` (change a
+session's state on its own event loop, as a widget would)."""
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 
 from bulk_panel import load_results
@@ -16,6 +24,65 @@ from conftest import demo_subset
 from test_ui import ARGS, CHROMIUM, _free_port
 
 pytestmark = pytest.mark.ui
+
+
+@contextlib.contextmanager
+def serving(apps: dict):
+    """Serve ``{name: build()}`` with the thumbnail route in a thread; yields the base URL."""
+    import panel as pn
+
+    from bulk_panel.views import ROUTES
+
+    pn.extension("tabulator", notifications=True)
+    port = _free_port()
+    server = pn.serve(apps, port=port, address="127.0.0.1", threaded=True, show=False,
+                      websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the thread binds the port a moment later
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Debian Chromium through Playwright (skips the test when either is missing)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def in_session(doc, fn, timeout: float = 30.0):
+    """Run ``fn()`` on the event loop of the session whose document is ``doc``; return its value."""
+    done, out = threading.Event(), {}
+
+    def call():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # handed to the test thread
+            out["error"] = exc
+        finally:
+            done.set()
+
+    doc.add_next_tick_callback(call)
+    assert done.wait(timeout), "the session never ran the callback"
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def status_of(url: str) -> int:
@@ -36,12 +103,14 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bulk_panel", "serve", str(folder), "--port", str(port), "-o", str(output), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the server did not answer in 180 s"
             try:
                 if status_of(base + "/bulk_panel") == 200:
                     break
@@ -71,3 +140,147 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+# ---------------------------------------------------------------------------------------
+# nothing outside the chosen folder is served (plain HTTP against an in-process server)
+# ---------------------------------------------------------------------------------------
+SECRET = "TOP-SECRET-bulk-panel-sentinel"
+
+
+def raw_get(base: str, path: str) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (no client-side normalising of '..' or '%2e')."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def crafted(tmp_path, cache_dir):
+    """An image folder with a symlink out of it, a secret file beside it, and results that name
+    the inside image, the escaping link, '../secret.png' and the secret's absolute path."""
+    from PIL import Image
+
+    from bulk_panel.compute.cache import content_hash
+    from bulk_panel.compute.results import Results, build_frame
+
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.new("RGB", (16, 16), "red").save(root / "ok.png")
+    Image.new("RGB", (16, 16), "blue").save(tmp_path / "secret.png")
+    (tmp_path / "secret.txt").write_text(SECRET)
+    (root / "escape.png").symlink_to(tmp_path / "secret.png")
+    rels = ["ok.png", "escape.png", "../secret.png", str(tmp_path / "secret.png")]
+    hashes = [content_hash((root / "ok.png").read_bytes())] + [content_hash((tmp_path / "secret.png").read_bytes())] * 3
+    hashes[2] = content_hash(b"../secret.png")
+    hashes[3] = content_hash(b"absolute")
+    n = len(rels)
+    frame = build_frame(rels, hashes, np.full((n, 2), 16), np.arange(2 * n, dtype=float).reshape(n, 2), [0] * n,
+                        np.ones(n), np.zeros(n), ["a"] * n)
+    return Results(frame=frame, meta={"image_root": str(root)}), tmp_path, hashes
+
+
+TRAVERSALS = [
+    "/thumbs/../../../../etc/passwd",
+    "/thumbs/..%2f..%2f..%2f..%2fetc%2fpasswd",
+    "/thumbs/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/thumbs/%252e%252e%252f%252e%252e%252fetc%252fpasswd",  # double-encoded
+    "/thumbs/..%5c..%5c..%5cetc%5cpasswd",  # backslashes
+    "/thumbs//etc/passwd",
+    "/thumbs/%2fetc%2fpasswd",
+    "/thumbs/{abs}/secret.txt",
+    "/thumbs/secret.txt",
+    "/{abs}/secret.txt",
+    "//{abs}/secret.txt",
+    "/../../../../etc/passwd",
+    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/static/../../../../../../etc/passwd",
+    "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/static/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+    "/static/{abs}/secret.txt",
+    "/static/extensions/panel/../../../../../../../../etc/passwd",
+    "/static/extensions/panel/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/components/panel/../../etc/passwd",
+    "/components/os/../../../etc/passwd",
+    "/crafted/../../../../etc/passwd",
+    "/exports/../../../../etc/passwd",
+    "/exports/%2e%2e%2f%2e%2e%2fetc%2fpasswd/images.zip",
+    "/exports/" + "A" * 32 + "/images.zip",  # a guessed session token
+    "/exports/" + "A" * 32 + "/../../../etc/passwd",
+]
+# Panel 1.9's component-resource route answers a '..' module name with a 500 (importlib's
+# TypeError for a relative import), a bare error page: wrong code, nothing leaked.
+PANEL_500 = ["/components/../../../../../../etc/passwd", "/components/..%2f..%2fetc/passwd"]
+
+
+def test_nothing_outside_the_folder_is_served(crafted):
+    from bulk_panel.session import session_page
+
+    results, outside, hashes = crafted
+    with serving({"crafted": lambda: session_page(results)}) as base:
+        assert raw_get(base, "/crafted")[0] == 200  # the session registers the results' images
+        status, body = raw_get(base, f"/thumbs/{hashes[0]}.jpg")
+        assert status == 200 and body[:2] == b"\xff\xd8"  # the image inside the folder is served
+        for digest in hashes[1:]:  # the escaping symlink, '../secret.png', an absolute path
+            assert raw_get(base, f"/thumbs/{digest}.jpg")[0] == 404
+            assert raw_get(base, f"/thumbs/{digest}.jpg?size=preview")[0] == 404
+        for probe in TRAVERSALS + PANEL_500 + ["/crafted?path=../../../../etc/passwd"]:
+            path = probe.format(abs=str(outside).lstrip("/"))
+            status, body = raw_get(base, path)
+            expected = (400, 403, 404) if probe in TRAVERSALS else (500,) if probe in PANEL_500 else (200,)
+            assert status in expected, (path, status)
+            assert SECRET.encode() not in body and b"root:x:0:0" not in body, path
+
+
+# ---------------------------------------------------------------------------------------
+# a corrupt or foreign results file: a clear message, and the server keeps serving
+# ---------------------------------------------------------------------------------------
+def test_serve_refuses_a_corrupt_results_file_at_launch_on_one_line(tmp_path):
+    bad = tmp_path / "bad <name>.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(bad), "--port", str(_free_port())],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(f"bulk-panel: error: {bad}: not a readable Parquet file (")
+
+
+def test_a_results_file_broken_while_served_gives_a_message_and_serving_goes_on(crafted, tmp_path):
+    import pandas as pd
+
+    from bulk_panel.session import session_page
+
+    results, _, hashes = crafted
+    path = results.save(tmp_path / "results.parquet")
+    good = path.read_bytes()
+    foreign = tmp_path / "foreign.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(foreign)
+    broken = [
+        (b"PAR1 garbage", "not a readable Parquet file"),
+        (good[: len(good) // 2], "not a readable Parquet file"),  # a torn copy
+        (foreign.read_bytes(), "a Parquet file, but not bulk_panel results"),
+    ]
+    with chromium() as browser, serving({"app": lambda: session_page(path)}) as base:
+        first = browser.new_page()
+        first.goto(base + "app")
+        first.get_by_text("Map · 4 images").wait_for(timeout=60_000)
+        for data, message in broken:
+            path.write_bytes(data)
+            page = browser.new_page()
+            page.goto(base + "app")
+            page.get_by_text("The results could not be opened.").wait_for(timeout=60_000)
+            page.get_by_text(f"{path}: {message}", exact=False).wait_for(timeout=10_000)
+            page.close()
+            assert raw_get(base, f"/thumbs/{hashes[0]}.jpg")[0] == 200  # what was loaded is still served
+        assert first.get_by_text("Map · 4 images").is_visible()  # the open session lives on
+        path.write_bytes(good)  # fixed: the next session gets the dashboard again
+        again = browser.new_page()
+        again.goto(base + "app")
+        again.get_by_text("Map · 4 images").wait_for(timeout=60_000)
