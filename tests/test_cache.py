@@ -80,3 +80,24 @@ def test_file_index_forgets_changed_files(tmp_path):
     os.utime(f, ns=(1, 1))
     assert index.lookup([str(f)]) == {}
     assert index.sizes(["h1"]) == {"h1": (10, 20)}
+
+
+def test_atomic_write_clears_stale_temporaries(tmp_path):
+    """A writer killed mid-write leaves '.name.<hex>.tmp'; the next write removes it once it is old."""
+    import os
+    import time
+
+    from bulk_panel.compute.cache import atomic_write
+
+    target = tmp_path / "r.parquet"
+    stale = tmp_path / ".r.parquet.0123abcd.tmp"
+    fresh = tmp_path / ".r.parquet.89abcdef.tmp"
+    other = tmp_path / ".other.parquet.0123abcd.tmp"
+    for f in (stale, fresh, other):
+        f.write_bytes(b"partial")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write(target, lambda fh: fh.write(b"new"))
+    assert target.read_bytes() == b"new"
+    assert not stale.exists() and fresh.exists() and other.exists()

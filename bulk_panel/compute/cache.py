@@ -14,9 +14,11 @@ may write into one cache at once.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -58,10 +60,12 @@ def fingerprint(obj) -> str:
 def atomic_write(path: Path, write, suffix: str = "") -> None:
     """Call ``write(file_object)`` on a temporary file beside ``path``, fsync, then rename.
 
-    Readers see the old file or the new one, never a partial one.
+    Readers see the old file or the new one, never a partial one. Temporary files that a killed
+    writer left beside ``path`` more than an hour ago are removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
     try:
         with open(tmp, "wb") as fh:
@@ -72,6 +76,18 @@ def atomic_write(path: Path, write, suffix: str = "") -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _remove_stale_temporaries(path: Path, older_than: float = 3600.0) -> None:
+    """Delete ``.<name>.<8 hex>.tmp*`` files beside ``path`` (left by a writer killed mid-write)
+    that are older than ``older_than`` seconds; a writer still at work is never that slow."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.????????.tmp*"):
+        try:
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 class FileIndex:
