@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no 60-second hub retries in tests
+# PyTorch unless a test asks for ONNX (tests/test_onnx.py runs the ONNX path, the CPU default,
+# for real): every process, CLI subprocesses included, would otherwise pay a one-off export
+os.environ.setdefault("BULK_PANEL_BACKEND", "torch")
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "assets" / "demo"

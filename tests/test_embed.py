@@ -72,6 +72,17 @@ def test_cmyk_twin_is_close(embedder, photo):
     assert float(up @ cmyk) > max(float(up @ r) for r in rest) + 0.2
 
 
+def test_split_preprocessing_equals_the_timm_transform_bit_for_bit(embedder, photo):
+    """Workers make uint8 crops, the batch is normalised at once: the same floats as timm's."""
+    lm = embedder.loaded()
+    assert lm.preprocess.pil_ops is not None  # lite0's transform was split
+    files = [photo[0] / "upright.jpg", *sorted((DEMO / "buildings").glob("*.png"))[:4]]
+    images = [read_image(f)[0] for f in files]
+    crops = torch.stack([lm.preprocess.image(im) for im in images])
+    assert crops.dtype == torch.uint8 and crops.shape == (5, 224, 224, 3)
+    assert torch.equal(lm.preprocess.normalise(crops), torch.stack([lm.transform(im) for im in images]))
+
+
 def test_unknown_model_names_close_matches():
     with pytest.raises(EmbedError, match="unknown timm model 'tf_efficientnet_lite9'.*tf_efficientnet_lite0"):
         check_model_name("tf_efficientnet_lite9")
@@ -95,7 +106,7 @@ def test_local_weights_file_by_name_gives_the_same_vectors(embedder, tmp_path):
     torch.save(lm.model.state_dict(), path)  # timm's own key names
     from bulk_panel.compute.embed import Embedder
 
-    other = Embedder(weights=str(path), workers=0)
+    other = Embedder(weights=str(path), workers=0, backend="torch")  # no second ONNX export
     assert other.loaded().weights_id != lm.weights_id  # a different cache identity
     files = sorted((DEMO / "people").glob("*.png"))[:3]
     np.testing.assert_allclose(embed_files(other, files), embed_files(embedder, files), atol=1e-5)

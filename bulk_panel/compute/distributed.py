@@ -52,7 +52,10 @@ def embed_on_dask(embedder, files: Sequence[str], cache_dir: Path, on_batch: Cal
     is called as each partition completes. Returns how many new vectors were computed."""
     from distributed import as_completed
 
-    settings = {k: getattr(embedder, k) for k in ("model", "weights", "device", "batch_size", "max_pixels")}
+    # every setting but the Dask address and the client's worker count; the backend included:
+    # workers load the ONNX export the client checked (Embedder._prepare_engine) from the cache
+    names = ("model", "weights", "device", "batch_size", "max_pixels", "backend", "half")
+    settings = {k: getattr(embedder, k) for k in names}
     with dask_client(embedder.dask) as client:
         n_workers = max(1, len(client.scheduler_info()["workers"]))
         size = max(embedder.batch_size, -(-len(files) // (4 * n_workers)))

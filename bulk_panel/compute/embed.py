@@ -4,6 +4,8 @@
 >>> embedder.fit("photos", ["a.jpg", "b/c.png"]).embeddings_.shape
 (2, 1280)
 
+On the CPU the model runs through ONNX Runtime by default (``backend='auto'``: exported once
+into the cache and checked against PyTorch, see :mod:`.onnx_backend`), on a GPU through PyTorch.
 torch and timm are imported lazily, inside the functions that need them.
 """
 from __future__ import annotations
@@ -117,6 +119,55 @@ def load_weights_file(model, path: Path) -> None:
     )
 
 
+class Preprocess:
+    """timm's eval transform in two halves with the same result, bit for bit:
+    :meth:`image` (PIL resize and crop → uint8 CHW tensor; in the DataLoader workers) and
+    :meth:`normalise` (float, scale, mean/std: one vectorised op per batch, on the GPU when
+    there is one). A transform not shaped ``PIL ops, ToTensor, Normalize`` runs whole per image.
+
+    >>> pre = Preprocess(lm.transform); pre.normalise(torch.stack([pre.image(rgb)]))
+    """
+
+    def __init__(self, transform):
+        import torch
+
+        self.transform = transform
+        steps = list(getattr(transform, "transforms", []))
+        kinds = [type(t).__name__ for t in steps]
+        self.pil_ops = self.mean = self.std = None
+        if kinds[-2:] == ["MaybeToTensor", "Normalize"] or kinds[-2:] == ["ToTensor", "Normalize"]:
+            if not {"ToTensor", "MaybeToTensor", "Normalize"} & set(kinds[:-2]):
+                self.pil_ops = steps[:-2]
+                self.mean = torch.as_tensor(steps[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
+                self.std = torch.as_tensor(steps[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def image(self, image):
+        """One decoded RGB PIL image → uint8 HWC tensor, as PIL lays it out (float CHW for an
+        unsplit transform)."""
+        import torch
+
+        if self.pil_ops is None:
+            return self.transform(image)
+        for op in self.pil_ops:
+            image = op(image)
+        return torch.from_numpy(np.array(image, np.uint8, copy=True))
+
+    def normalise(self, batch, device: str = "cpu"):
+        """A stacked batch from :meth:`image` → the model's float NCHW input on ``device``, in
+        channels_last memory order (no transposing copy; what PyTorch runs fastest on the CPU)."""
+        import torch
+
+        batch = batch.to(device, non_blocking=device.startswith("cuda"))  # pinned by the DataLoader
+        if batch.dtype != torch.uint8:
+            return batch
+        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)  # as torchvision's to_tensor
+        return x.sub_(self.mean.to(device)).div_(self.std.to(device))  # then Normalize
+
+    def __call__(self, image):
+        """The whole transform of one image (float CHW), as ``transform(image)`` gives it."""
+        return self.normalise(self.image(image)[None])[0]
+
+
 @dataclass
 class LoadedModel:
     """A ready model, its preprocessing and the identity of its weights."""
@@ -128,6 +179,11 @@ class LoadedModel:
     weights_id: str  # stable identity for the cache key
     device: str
     identity: dict = field(default_factory=dict)
+    preprocess: Optional[Preprocess] = None  # ``transform`` split in two (see Preprocess)
+
+    def __post_init__(self):
+        if self.preprocess is None:
+            self.preprocess = Preprocess(self.transform)
 
 
 def offline_weights_file(model: str) -> Optional[str]:
@@ -225,6 +281,28 @@ def shared_model(model: str, weights: Optional[str], device: str) -> LoadedModel
     return load_model(model, weights, device)
 
 
+def torch_features(model, device: str, batch, half: bool = False) -> np.ndarray:
+    """Raw pooled pre-logits features of a preprocessed ``batch`` through a timm ``model``.
+
+    On CUDA the batch arrives in pinned memory (DataLoader ``pin_memory``), so the copy to the
+    GPU is ``non_blocking`` and overlaps the previous batch's work; ``half`` runs a float16
+    copy of the model (see :meth:`Embedder.engine`, which only allows it where outputs match).
+    """
+    import torch
+
+    with torch.inference_mode():
+        x = batch.to(device, non_blocking=device.startswith("cuda"))
+        if device != "mps":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if half:
+            x = x.half()
+        feats = model.forward_head(model.forward_features(x), pre_logits=True).float().flatten(1)
+        return feats.cpu().numpy()
+
+
+HALF_TOLERANCE = 1e-2  # float16 allowed when max abs diff ≤ this × the largest float32 feature
+
+
 class _ImageFiles:
     """A map-style dataset: index → (index, hash, width, height, tensor or None, error or None).
 
@@ -234,7 +312,7 @@ class _ImageFiles:
 
     def __init__(self, files: Sequence[str], transform, known: frozenset, draft_size: int, max_pixels: int):
         self.files = files
-        self.transform = transform
+        self.transform = transform  # Preprocess.image: uint8 tensors (a quarter of the bytes to pass)
         self.known = known
         self.draft_size = draft_size
         self.max_pixels = max_pixels
@@ -264,7 +342,13 @@ class _ImageFiles:
 
 
 def _collate(items):
-    return items
+    """A batch of dataset items → (rows without their tensors, the tensors stacked or None),
+    stacked here in the worker so that ``pin_memory`` pins the very tensor sent to the GPU."""
+    import torch
+
+    tensors = [item[4] for item in items if item[4] is not None]
+    rows = [(i, digest, w, h, tensor is not None, error) for i, digest, w, h, tensor, error in items]
+    return rows, torch.stack(tensors) if tensors else None
 
 
 class Embedder(param.Parameterized):
@@ -273,7 +357,8 @@ class Embedder(param.Parameterized):
     Fitted attributes: ``embeddings_`` (float32, L2-normalised, one row per used file),
     ``classes_`` (top ImageNet classes per image from the model's own head, or None), ``paths_`` (the used
     files, relative), ``hashes_``, ``sizes_`` (width, height), ``skipped_`` (list of Skipped),
-    ``weights_`` (where the weights came from), ``counts_`` (embedded / cached / skipped).
+    ``weights_`` (where the weights came from), ``counts_`` (embedded / cached / skipped),
+    ``backend_`` (the engine that computed the new vectors: onnx, torch, torch-fp16; None if none).
     """
 
     model = param.String(
@@ -300,28 +385,84 @@ class Embedder(param.Parameterized):
     max_pixels = param.Integer(
         default=DEFAULT_MAX_PIXELS, bounds=(1, None), doc="skip images declaring more pixels than this"
     )
+    backend = param.Selector(
+        default=os.environ.get("BULK_PANEL_BACKEND", "auto") if os.environ.get("BULK_PANEL_BACKEND") in (
+            "auto", "torch", "onnx") else "auto",
+        objects=["auto", "torch", "onnx"],
+        doc="inference engine: auto (ONNX Runtime on CPU when installed and equal to PyTorch, "
+        "PyTorch on a GPU), torch, or onnx (exported once into the cache, runs on the CPU); "
+        "$BULK_PANEL_BACKEND sets the default",
+    )
+    half = param.Boolean(
+        default=False,
+        doc="CUDA only: run the model in float16 when its output matches float32 on the first batch",
+    )
 
-    #: parameters that change the vectors (the rest only change speed)
+    #: parameters that change the vectors (the rest only change speed).
+    #: ``backend`` and ``half`` are not among them, nor in the cache key: an engine is used only
+    #: after its output matched PyTorch float32 on a real batch (ONNX: max abs diff ~3e-5 on raw
+    #: features, tolerance 1e-3), the same order as CPU vs CUDA or channels_last differences,
+    #: which are not keyed either. Keying them would re-embed a whole collection when a cache
+    #: filled on a GPU is read on a CPU, or when ONNX Runtime is installed later.
     result_params = ("model", "weights")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._engine: Optional[tuple] = None  # (settings, backend name, forward)
 
     def loaded(self) -> LoadedModel:
         """The model, loaded once per process for each (model, weights, device)."""
         return shared_model(self.model, self.weights, self.device)
 
-    def embed_tensors(self, batch, normalise: bool = True) -> np.ndarray:
-        """Forward a batch of preprocessed images: pooled pre-logits features, L2-normalised
-        unless ``normalise=False`` (the cache keeps them raw, so the classifier head still applies)."""
-        import torch
+    def engine(self, sample, folder: Optional[Path] = None) -> tuple[str, Callable]:
+        """``(backend name, forward)`` for this embedder's settings, chosen once (per settings)
+        with ``sample``, a real preprocessed batch, to check an ONNX export or float16 against
+        PyTorch float32; ``folder`` keeps the ONNX export (None: memory only). ``forward(batch)``
+        gives raw pooled features as float32 numpy."""
+        settings = (self.model, self.weights, self.device, self.backend, self.half, folder)
+        if self._engine is None or self._engine[0] != settings:
+            self._engine = (settings, *self._choose_engine(sample, folder))
+        return self._engine[1:]
 
+    def _choose_engine(self, sample, folder: Optional[Path]) -> tuple[str, Callable]:
         lm = self.loaded()
-        with torch.inference_mode():
-            x = batch.to(lm.device)
-            if lm.device != "mps":
-                x = x.contiguous(memory_format=torch.channels_last)
-            feats = lm.model.forward_head(lm.model.forward_features(x), pre_logits=True).float().flatten(1)
-            if normalise:
-                feats = torch.nn.functional.normalize(feats, dim=1)
-        return feats.cpu().numpy()
+        plain = ("torch", functools.partial(torch_features, lm.model, lm.device))
+        if self.half and not lm.device.startswith("cuda"):
+            log.info("float16 is a CUDA option; embedding in float32 on %s", lm.device)
+        if self.backend == "torch" or (self.backend == "auto" and lm.device != "cpu"):
+            if self.half and lm.device.startswith("cuda"):
+                return self._half_engine(lm, sample) or plain
+            return plain
+        from .onnx_backend import OnnxUnavailable, onnx_model
+
+        try:
+            model = onnx_model(lm, sample, folder, plain[1])
+        except OnnxUnavailable as exc:
+            log.warning("ONNX backend not used for %s: %s; embedding with PyTorch", self.model, exc)
+            return plain
+        log.info("embedding with ONNX Runtime on the CPU (max abs diff vs PyTorch %.1e)", model.max_abs_diff)
+        return "onnx", model
+
+    def _half_engine(self, lm, sample) -> Optional[tuple[str, Callable]]:
+        """float16 on CUDA when its features match float32 on ``sample``, else None (logged)."""
+        import copy
+
+        model = copy.deepcopy(lm.model).half()  # a copy: classify() keeps the float32 head
+        full = torch_features(lm.model, lm.device, sample)
+        diff = float(np.abs(torch_features(model, lm.device, sample, half=True) - full).max())
+        if diff <= HALF_TOLERANCE * float(np.abs(full).max()):
+            log.info("embedding in float16 on %s (max abs diff vs float32 %.1e)", lm.device, diff)
+            return "torch-fp16", functools.partial(torch_features, model, lm.device, half=True)
+        log.warning("float16 not used: its features differ from float32 by %.1e; embedding in float32", diff)
+        return None
+
+    def embed_tensors(self, batch, normalise: bool = True, folder: Optional[Path] = None) -> np.ndarray:
+        """Forward a batch of preprocessed images with the chosen :meth:`engine`: pooled pre-logits
+        features, L2-normalised unless ``normalise=False`` (the cache keeps them raw, so the
+        classifier head still applies)."""
+        _, forward = self.engine(batch, folder)
+        feats = np.asarray(forward(batch), dtype=np.float32)
+        return l2_normalise(feats, out=feats) if normalise else feats
 
     def classify(self, features: np.ndarray, k: int = 5, chunk: int = 65_536):
         """Top-``k`` classes of raw pooled ``features`` through the model's own classifier head:
@@ -343,6 +484,30 @@ class Embedder(param.Parameterized):
                 prob[start : start + chunk] = p.cpu().numpy()
         return idx, prob
 
+    def _dataset(self, files: Sequence[str], known: frozenset = frozenset()) -> "_ImageFiles":
+        lm = self.loaded()
+        size = lm.data_config["input_size"][-1]
+        return _ImageFiles(files, lm.preprocess.image, known, 2 * size, self.max_pixels)
+
+    def _sample(self, files: Sequence[str], count: int):
+        """Up to ``count`` of ``files`` decoded and transformed here, as one float batch (or None)."""
+        import torch
+
+        dataset = self._dataset(files)
+        tensors = []
+        for i in range(len(dataset)):
+            tensor = dataset[i][4]
+            if tensor is not None and len(tensors) < count:
+                tensors.append(tensor)
+        return self.loaded().preprocess.normalise(torch.stack(tensors)) if tensors else None
+
+    def _prepare_engine(self, files: Sequence[str], folder: Path, count: int = 8) -> None:
+        """Choose the engine here on the first decodable of ``files`` (exporting and checking
+        ONNX once), so Dask workers load the export from ``folder`` instead of each exporting it."""
+        sample = self._sample(files[: 4 * count], count)
+        if sample is not None:
+            self.engine(sample, folder)
+
     def _embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
         """Read, hash, decode and embed ``files`` (absolute) into ``cache``, batch by batch.
 
@@ -350,12 +515,10 @@ class Embedder(param.Parameterized):
         error), ...]`` for the batch's files (``j`` indexes ``files``). Returns how many new
         vectors were computed.
         """
-        import torch
         from torch.utils.data import DataLoader
 
         lm = self.loaded()
-        size = lm.data_config["input_size"][-1]
-        dataset = _ImageFiles(files, lm.transform, cache.known(), 2 * size, self.max_pixels)
+        dataset = self._dataset(files, cache.known())
         workers = min(workers, max(0, len(files) // self.batch_size))
         loader = DataLoader(
             dataset,
@@ -366,16 +529,19 @@ class Embedder(param.Parameterized):
             prefetch_factor=4 if workers else None,
         )
         embedded = 0
-        for items in loader:
-            fresh: dict[str, Any] = {}  # one row per new hash (duplicates inside a batch)
-            for _, digest, _, _, tensor, error in items:
-                if error is None and tensor is not None and digest not in cache:
-                    fresh.setdefault(digest, tensor)
+        # normalise on the GPU when PyTorch runs there (uint8 crosses the bus), else on the CPU
+        on_gpu = lm.device.startswith("cuda") and self.backend != "onnx"
+        for rows, stacked in loader:
+            fresh: dict[str, int] = {}  # new hash -> its row in ``stacked`` (duplicates: the first)
+            for row, digest in enumerate(digest for _, digest, _, _, has, _ in rows if has):
+                if digest not in cache:
+                    fresh.setdefault(digest, row)
             if fresh:
-                raw = self.embed_tensors(torch.stack(list(fresh.values())), normalise=False)
-                cache.add(list(fresh), raw)
+                picked = stacked if len(fresh) == len(stacked) else stacked[list(fresh.values())]
+                batch = lm.preprocess.normalise(picked, lm.device if on_gpu else "cpu")
+                cache.add(list(fresh), self.embed_tensors(batch, normalise=False, folder=cache.folder))
                 embedded += len(fresh)
-            on_batch([(j, digest, width, height, error) for j, digest, width, height, _, error in items])
+            on_batch([(j, digest, width, height, error) for j, digest, width, height, _, error in rows])
         return embedded
 
     def fit(
@@ -433,6 +599,8 @@ class Embedder(param.Parameterized):
             if self.dask and files:
                 from .distributed import embed_on_dask
 
+                if self.backend != "torch":
+                    self._prepare_engine(files, cache.folder)
                 embedded = embed_on_dask(self, files, cache_dir, on_batch)
                 cache.refresh()
             else:
@@ -449,5 +617,6 @@ class Embedder(param.Parameterized):
         self.embeddings_ = l2_normalise(features, out=features)
         self.skipped_ = [Skipped(paths[i], errors[i]) for i in sorted(errors)]
         self.weights_ = lm.weights
+        self.backend_ = self._engine[1] if embedded and self._engine else None
         self.counts_ = {"embedded": embedded, "cached": len(ok) - embedded, "skipped": len(errors)}
         return self
