@@ -187,6 +187,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no log lines")
+    parser.add_argument("--scale", action="store_true",
+                        help="also rows 3 at 10k/100k, 5, 6, 7 (bulk_panel.bench_scale) on the first folder")
     return parser
 
 
@@ -222,9 +224,15 @@ def run(args: argparse.Namespace) -> int:
         for folder in folders:
             report["clusters"].append(cluster_row(folder, args.workers, args.batch_size))
             print(json.dumps(report["clusters"][-1]), flush=True)
-    Path(f"{args.output}.json").write_text(json.dumps(report, indent=2))
-    Path(f"{args.output}.md").write_text(markdown(report))
-    print(markdown(report))
+    text = markdown(report)
+    if args.scale:
+        from . import bench_scale
+
+        report["scale"] = bench_scale.rows_for(bench_scale.make_parser().parse_args(["--folder", str(folders[0])]))
+        text += "\n" + bench_scale.markdown(report["scale"])
+    Path(f"{args.output}.json").write_text(json.dumps(report, indent=2, default=str))
+    Path(f"{args.output}.md").write_text(text)
+    print(text)
     return 0
 
 

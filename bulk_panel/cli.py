@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,10 +17,15 @@ from typing import Optional, Sequence
 
 import param
 
-from .compute.cluster import Clusterer
-from .compute.embed import Embedder
-from .compute.images import ImageSource
-from .compute.project import Projector
+# numba keeps compiled code (UMAP's …) on disk here; set before anything imports numba
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulk_panel" / "numba")
+)
+
+from .compute.cluster import Clusterer  # noqa: E402
+from .compute.embed import Embedder  # noqa: E402
+from .compute.images import ImageSource  # noqa: E402
+from .compute.project import Projector  # noqa: E402
 
 log = logging.getLogger("bulk_panel")
 
@@ -28,7 +34,7 @@ DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
 # (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
 STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
     "source": (ImageSource, ("recursive", "include_hidden")),
-    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels")),
+    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half")),
     "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
     "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
 }
@@ -69,6 +75,20 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", default=None, help="embedding cache folder (default: $BULK_PANEL_CACHE or ~/.cache/bulk_panel)"
     )
+    parser.add_argument(
+        "--refit", action="store_true",
+        help="fit a new map even when the new images could be placed into the saved one "
+        "(that happens when at most 10%% of the images are new to it)",
+    )
+
+
+def add_allow_root(parser: argparse.ArgumentParser) -> None:
+    """The repeatable ``--allow-root DIR`` flag of ``bulk-panel serve`` and ``app.py``."""
+    parser.add_argument(
+        "--allow-root", dest="allow_root", action="append", default=[], metavar="DIR",
+        help="a further folder the page may run the pipeline in (repeatable); the folder, or the "
+        "results' image folder, named on the command line is always allowed, nothing else is",
+    )
 
 
 def build_pipeline(args: argparse.Namespace, root: Path):
@@ -82,7 +102,7 @@ def build_pipeline(args: argparse.Namespace, root: Path):
             stages[stage] = cls(**values)
         except ValueError as exc:
             raise UsageError(str(exc).splitlines()[0]) from exc
-    return Pipeline(root=str(root), cache_dir=args.cache_dir, **stages)
+    return Pipeline(root=str(root), cache_dir=args.cache_dir, incremental=not getattr(args, "refit", False), **stages)
 
 
 class _Bars:
@@ -161,15 +181,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load_results(target)  # fail here, with a one-line message, rather than in every session
     import panel as pn
 
-    from .session import make_dashboard
+    from .session import allowed_roots, session_page
     from .views import ROUTES
 
+    try:
+        roots = allowed_roots(args.allow_root)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
     output = Path(args.output).resolve() if target.is_dir() else None
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
     print(f"bulk_panel: serving {target} on http://{args.address}:{args.port}/bulk_panel", file=sys.stderr)
     pn.serve(
-        {"bulk_panel": lambda: make_dashboard(target.resolve(), output=output, cache_dir=args.cache_dir).template()},
+        {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
         port=args.port,
         address=args.address,
         show=args.show,
@@ -247,7 +271,14 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
     serve.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--show", action="store_true", help="open a browser")
+    add_allow_root(serve)
     with_outputs(serve, "results.parquet")
+    from .share import add_parser as add_share_parser
+
+    add_share_parser(sub)  # bulk-panel share RESULTS -o site/ (handled by args.handler)
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)  # bulk-panel bench --folder DIR ... (handled by args.handler)
     return parser
 
 
@@ -264,6 +295,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .compute.results import ResultsError
 
     try:
+        if getattr(args, "handler", None) is not None:
+            return args.handler(args)
         if args.command == "run":
             return cmd_run(args, Path(args.folder))
         if args.command == "evaluate":

@@ -2,6 +2,7 @@
 
 >>> clusterer = Clusterer(min_cluster_size=10).fit(points)
 >>> clusterer.labels_[:5], clusterer.probabilities_[:5], clusterer.outlier_scores_[:5]
+>>> labels, probabilities, outlier_scores = clusterer.predict(new_points)  # no refit
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class Clusterer(param.Parameterized):
 
     Fitted attributes: ``labels_`` (cluster ids, -1 = noise), ``probabilities_`` (membership
     strength 0..1), ``outlier_scores_`` (GLOSH, 0..1, higher = more unusual),
-    ``min_cluster_size_`` (the value used, after the automatic rule).
+    ``min_cluster_size_`` (the value used, after the automatic rule), ``points_`` (the
+    points clustered, which :meth:`predict` compares new points with).
     """
 
     min_cluster_size = param.Integer(
@@ -63,6 +65,7 @@ class Clusterer(param.Parameterized):
         n = len(points)
         mcs = self.min_cluster_size or auto_min_cluster_size(n)
         self.min_cluster_size_ = mcs
+        self.points_ = np.asarray(points, dtype=np.float32)
         if n < max(mcs, 2):
             self.labels_ = np.full(n, NOISE, np.int64)
             self.probabilities_ = np.zeros(n, np.float32)
@@ -82,6 +85,51 @@ class Clusterer(param.Parameterized):
         # GLOSH is undefined (NaN) for points whose neighbourhood is all duplicates
         self.outlier_scores_ = np.nan_to_num(model.outlier_scores_, nan=0.0).astype(np.float32)
         return self
+
+    def restore(self, points, labels, probabilities, outlier_scores, min_cluster_size: int) -> "Clusterer":
+        """Take back an earlier fit (its points and results, e.g. read from disk) for :meth:`predict`."""
+        self.points_ = np.asarray(points, dtype=np.float32)
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.probabilities_ = np.asarray(probabilities, dtype=np.float32)
+        self.outlier_scores_ = np.asarray(outlier_scores, dtype=np.float32)
+        self.min_cluster_size_ = int(min_cluster_size)
+        return self
+
+    def predict(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Assign new points to the fitted clusters without refitting (as HDBSCAN's
+        ``approximate_predict`` does, from the fitted points alone).
+
+        Each new point attaches to the fitted point among its ``min_samples`` nearest with the
+        smallest reachability distance (max of the distance and that point's core distance),
+        and takes that point's cluster, membership and outlier score — unless that distance
+        exceeds every core distance in the cluster (the point is farther out than any member
+        is from its neighbours): then it is noise, with outlier score ``1 - core / distance``
+        as GLOSH measures it. Returns ``(labels, probabilities, outlier_scores)``.
+        """
+        points = np.asarray(points, dtype=np.float32)
+        m = len(points)
+        if not m or len(self.points_) < 2:
+            return np.full(m, NOISE, np.int64), np.zeros(m, np.float32), np.ones(m, np.float32)
+        from sklearn.neighbors import NearestNeighbors
+
+        k = max(1, min(self.min_samples or self.min_cluster_size_, len(self.points_) - 1))
+        index = NearestNeighbors(n_neighbors=k + 1).fit(self.points_)
+        core = index.kneighbors(self.points_, n_neighbors=k + 1)[0][:, -1]  # itself excluded
+        dist, near = index.kneighbors(points, n_neighbors=k)
+        reach = np.maximum(dist, core[near])
+        best = reach.argmin(axis=1)
+        rows = np.arange(m)
+        nearest, reach = near[rows, best], reach[rows, best]
+        labels = self.labels_[nearest]
+        reach_limit = np.zeros(int(self.labels_.max()) + 2)
+        np.maximum.at(reach_limit, self.labels_ + 1, core)  # per cluster (slot 0: noise)
+        inside = (labels != NOISE) & (reach <= reach_limit[labels + 1])
+        glosh = 1.0 - core[nearest] / np.maximum(reach, 1e-12)
+        return (
+            np.where(inside, labels, NOISE).astype(np.int64),
+            np.where(inside, self.probabilities_[nearest], 0.0).astype(np.float32),
+            np.clip(np.where(inside, self.outlier_scores_[nearest], np.maximum(self.outlier_scores_[nearest], glosh)), 0, 1).astype(np.float32),
+        )
 
     def label_names(self) -> list[str]:
         """Readable initial labels: 'cluster 3', 'noise'."""

@@ -7,11 +7,20 @@
 
 Each stage keeps its fitted results; a stage reruns only when its own parameters or an
 earlier stage's changed (compared by a fingerprint of the parameter values).
+
+Incremental runs: the fitted map (PCA, both UMAPs, every point's coordinates and cluster) is
+saved under ``<cache>/maps/`` keyed by the image folder and the settings. When a later run
+finds at most ``refit_fraction`` (10%) of its images new to that map — counting those placed
+by earlier incremental runs — it places the new images with UMAP ``transform`` and assigns
+them to the nearest cluster (:meth:`Clusterer.predict`); the other points keep their
+coordinates and clusters, and deleted images drop out. More new images, changed settings,
+``incremental=False`` (``--refit``) or a missing or unreadable map file → a full refit.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import platform
 import time
 from datetime import datetime, timezone
@@ -22,7 +31,7 @@ import numpy as np
 import pandas as pd
 import param
 
-from .cache import default_cache_dir, fingerprint
+from .cache import atomic_write, default_cache_dir, fingerprint
 from .cluster import Clusterer
 from .embed import Embedder, check_model_name
 from .images import ImageSource
@@ -37,6 +46,7 @@ log = logging.getLogger("bulk_panel")
 StageProgress = Callable[[str, int, int], None]
 
 STAGES = ("scan", "embed", "project", "cluster")
+MAP_FORMAT, MAP_VERSION = "bulk_panel.map", 1
 
 
 class PipelineError(RuntimeError):
@@ -46,6 +56,14 @@ class PipelineError(RuntimeError):
 def stage_params(stage: param.Parameterized) -> dict:
     """The values of a stage's own parameters (not ``name``)."""
     return {k: v for k, v in stage.param.values().items() if k != "name"}
+
+
+def _keep_and_add(old: np.ndarray, index: np.ndarray, new: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """Rows ``old[index]`` where ``new`` is False, the rows of ``added`` (in order) where it is True."""
+    out = np.empty((len(index),) + old.shape[1:], old.dtype)
+    out[~new] = old[index[~new]]
+    out[new] = added
+    return out
 
 
 def _versions() -> dict:
@@ -72,6 +90,15 @@ class Pipeline(param.Parameterized):
         allow_None=True,
         doc=f"embedding cache folder (empty = $BULK_PANEL_CACHE, else {default_cache_dir()})",
     )
+    incremental = param.Boolean(
+        default=True,
+        doc="place new images into the saved map when few are new (False = always refit the map)",
+    )
+    refit_fraction = param.Number(
+        default=0.1,
+        bounds=(0.0, 1.0),
+        doc="refit the map instead when more than this share of its images were not in its fit",
+    )
 
     def __init__(self, root: Optional[str] = None, **params):
         for name, cls in (("source", ImageSource), ("embedder", Embedder), ("projector", Projector), ("clusterer", Clusterer)):
@@ -80,7 +107,9 @@ class Pipeline(param.Parameterized):
         if root is not None:
             self.source.root = str(root)
         self._tokens: dict[str, str] = {}
+        self._map: Optional[dict] = None  # the saved map state last read or written
         self.timings_: dict[str, float] = {}
+        self.map_info_: dict = {}
 
     @property
     def stages(self) -> dict[str, param.Parameterized]:
@@ -140,12 +169,43 @@ class Pipeline(param.Parameterized):
             if not len(self.embedder.paths_):
                 raise PipelineError(f"none of the {len(self.paths_)} image files in {root} could be used")
 
-        work = {
-            "scan": scan,
-            "embed": embed,
-            "project": lambda: self.projector.fit(self.embedder.embeddings_),
-            "cluster": lambda: self.clusterer.fit(self.projector.cluster_space_),
-        }
+        map_path = cache_dir / "maps" / f"{fingerprint([str(root.resolve()), tokens['project']])}.pkl"
+        placed: dict = {}
+
+        def project():
+            state = self._read_map(map_path, tokens["project"]) if self.incremental else None
+            plan = self._placement(state)
+            if plan is None:
+                self.projector.fit(self.embedder.embeddings_)
+                self.map_info_ = {"mode": "fitted", "fitted_on": len(self.embedder.paths_), "new": 0}
+                return
+            index, new = plan
+            self.projector.restore(state["models"])
+            xy, space = self.projector.transform(self.embedder.embeddings_[new])
+            self.projector.xy_ = _keep_and_add(state["xy"], index, new, xy)
+            self.projector.cluster_space_ = _keep_and_add(state["cluster_space"], index, new, space)
+            placed.update(index=index, new=new, state=state)
+            self.map_info_ = {"mode": "placed", "fitted_on": state["fitted_on"], "new": int(new.sum()),
+                              "placed": state["placed"] + int(new.sum())}
+            log.info("placed %d new images into the saved map (fitted on %d; --refit to refit)",
+                     new.sum(), state["fitted_on"])
+
+        def cluster():
+            state = placed.get("state")
+            if state is None or state["cluster"] != tokens["cluster"]:
+                self.clusterer.fit(self.projector.cluster_space_)
+                return
+            index, new = placed["index"], placed["new"]
+            clu = self.clusterer.restore(state["cluster_space"], state["labels"], state["probabilities"],
+                                         state["outlier_scores"], state["min_cluster_size"])
+            added = clu.predict(self.projector.cluster_space_[new])
+            clu.labels_, clu.probabilities_, clu.outlier_scores_ = (
+                _keep_and_add(old, index, new, a)
+                for old, a in zip((state["labels"], state["probabilities"], state["outlier_scores"]), added)
+            )
+            clu.points_ = self.projector.cluster_space_
+
+        work = {"scan": scan, "embed": embed, "project": project, "cluster": cluster}
         for stage in STAGES:
             if stage in todo:
                 start = time.perf_counter()
@@ -155,7 +215,72 @@ class Pipeline(param.Parameterized):
                 report(stage, 1, 1)
         self._tokens.update({s: tokens[s] for s in STAGES[: STAGES.index(until) + 1]})
         self.ran_ = [s for s in STAGES if s in todo]
+        if "cluster" in self.ran_:
+            self._write_map(map_path, tokens)
         return self.results() if until == "cluster" else None
+
+    def _read_map(self, path: Path, project_token: str) -> Optional[dict]:
+        """The saved map for these settings, or None (with a one-line message) → refit."""
+        if self._map is not None and self._map.get("path") == str(path):
+            return self._map
+        if not path.exists():
+            log.info("no saved map for this folder and these settings (%s): fitting one", path)
+            return None
+        try:
+            with open(path, "rb") as fh:
+                state = pickle.load(fh)
+            if state.get("format") != MAP_FORMAT or state.get("version") != MAP_VERSION:
+                raise ValueError(f"format {state.get('format')!r} version {state.get('version')!r}")
+            if state["project"] != project_token:
+                raise ValueError("it was fitted with other settings")
+        except Exception as exc:
+            log.warning("saved map %s unreadable (%s): refitting", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+        state["path"] = str(path)
+        return state
+
+    def _placement(self, state: Optional[dict]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """``(index into the saved rows, new-row mask)`` when the new images can be placed into
+        the saved map, None when the map must be refitted (see the module docstring)."""
+        if state is None or state["models"].get("reducer_") is None:
+            return None
+        # the same file → its row; a renamed or moved file → a row with its content
+        row_of_file = {ph: i for i, ph in enumerate(zip(state["paths"], state["hashes"]))}
+        row_of_hash = {h: i for i, h in enumerate(state["hashes"])}
+        emb = self.embedder
+        index = np.array(
+            [row_of_file.get((p, h), row_of_hash.get(h, -1)) for p, h in zip(emb.paths_, emb.hashes_)], dtype=np.int64
+        )
+        new = index < 0
+        unfitted = state["placed"] + int(new.sum())
+        if unfitted > self.refit_fraction * state["fitted_on"]:
+            log.info("%d of the %d images are new to the saved map (over %.0f%%): refitting",
+                     unfitted, len(index), 100 * self.refit_fraction)
+            return None
+        return index, new
+
+    def _write_map(self, path: Path, tokens: dict) -> None:
+        """Save the fitted map, coordinates and clusters (atomically) for incremental reruns."""
+        proj, clu = self.projector, self.clusterer
+        models = proj.fitted_models()
+        if models.get("reducer_") is None:
+            return
+        info = self.map_info_ or {"mode": "fitted", "fitted_on": len(self.embedder.paths_)}
+        state = {
+            "format": MAP_FORMAT, "version": MAP_VERSION, "project": tokens["project"], "cluster": tokens["cluster"],
+            "models": models,
+            "paths": list(self.embedder.paths_), "hashes": list(self.embedder.hashes_),
+            "xy": proj.xy_, "cluster_space": proj.cluster_space_, "labels": clu.labels_,
+            "probabilities": clu.probabilities_, "outlier_scores": clu.outlier_scores_,
+            "min_cluster_size": int(clu.min_cluster_size_),
+            "fitted_on": int(info["fitted_on"]), "placed": int(info.get("placed", 0)),
+        }
+        try:
+            atomic_write(path, lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            log.warning("could not save the map to %s (%s): the next run refits", path, exc)
+            return
+        self._map = {**state, "path": str(path)}
 
     def _label_names(self) -> list[str]:
         """The initial label of every row: suggested cluster names, or 'cluster N'; 'noise'."""
@@ -199,6 +324,7 @@ class Pipeline(param.Parameterized):
                 "noise": int((clu.labels_ == -1).sum()),
             },
             "timings": {k: round(v, 3) for k, v in self.timings_.items()},
+            "map": dict(self.map_info_),
             "versions": _versions(),
             "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
         }
