@@ -65,12 +65,14 @@ def test_awkward_variants_embed_like_their_plain_twins(corpus_run):
         assert cosine > nearest_other + 0.3, (variant, cosine, nearest_other)
 
 
-def test_exact_duplicates_are_both_used_with_one_hash_and_one_vector(corpus_run):
+def test_exact_duplicates_are_both_used_with_one_hash_one_vector_and_one_cluster(corpus_run):
     corpus, results, _ = corpus_run
     rows = {p: i for i, p in enumerate(results.frame.path)}
     for a, b in corpus.duplicates:
         assert results.frame.content_hash[rows[a]] == results.frame.content_hash[rows[b]]
         np.testing.assert_array_equal(results.embeddings[rows[a]], results.embeddings[rows[b]])
+        for column in ("cluster", "label", "probability", "outlier_score"):
+            assert results.frame[column][rows[a]] == results.frame[column][rows[b]], column
 
 
 HOSTILE_LABELS = ["../../etc", "/abs/olute", "C:\\Windows\\system32", "..", ".", "new\nline", "tab\there",

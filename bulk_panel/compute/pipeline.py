@@ -58,6 +58,15 @@ def stage_params(stage: param.Parameterized) -> dict:
     return {k: v for k, v in stage.param.values().items() if k != "name"}
 
 
+def _same_for_duplicates(hashes, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Each array with every row of a content hash set to that hash's first row's value."""
+    codes = pd.factorize(pd.Series(list(hashes), dtype=object))[0]
+    first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.int64)
+    rows = np.arange(len(codes))
+    first[codes[::-1]] = rows[::-1]  # the last write per code is its first row
+    return [np.asarray(a)[first[codes]] for a in arrays]
+
+
 def _keep_and_add(old: np.ndarray, index: np.ndarray, new: np.ndarray, added: np.ndarray) -> np.ndarray:
     """Rows ``old[index]`` where ``new`` is False, the rows of ``added`` (in order) where it is True."""
     out = np.empty((len(index),) + old.shape[1:], old.dtype)
@@ -191,6 +200,14 @@ class Pipeline(param.Parameterized):
                      new.sum(), state["fitted_on"])
 
         def cluster():
+            clustered()
+            # byte-identical images (same content hash) have the same vector but, after UMAP's
+            # stochastic layout, not always the same neighbours: they share the first one's cluster
+            clu = self.clusterer
+            clu.labels_, clu.probabilities_, clu.outlier_scores_ = _same_for_duplicates(
+                self.embedder.hashes_, clu.labels_, clu.probabilities_, clu.outlier_scores_)
+
+        def clustered():
             state = placed.get("state")
             if state is None or state["cluster"] != tokens["cluster"]:
                 self.clusterer.fit(self.projector.cluster_space_)
