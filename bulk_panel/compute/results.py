@@ -28,6 +28,9 @@ FORMAT = "bulk_panel.results"
 VERSION = 1
 META_KEY = b"bulk_panel"
 VECTOR_COLUMNS = ("embedding", "cluster_coords")
+# rows per Parquet row group: readers hold one row group's column at a time (16k × 1280 floats
+# = 80 MB), so vectors of any size load at about their own size in memory
+ROW_GROUP_ROWS = 16_384
 SEED_CSV_COLUMNS = ["text", "x", "y", "filename", "color"]
 
 
@@ -106,7 +109,7 @@ class Results:
         metadata = dict(table.schema.metadata or {})
         metadata[META_KEY] = json.dumps(payload, default=str).encode()
         table = table.replace_schema_metadata(metadata)
-        atomic_write(path, lambda fh: pq.write_table(table, fh, row_group_size=131_072))
+        atomic_write(path, lambda fh: pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS))
         self.path = path
         return path
 
@@ -166,7 +169,17 @@ def _read_vectors(path: Path, column: str) -> Optional[np.ndarray]:
     try:
         if column not in pq.read_schema(path).names:
             return None
-        return _vectors_from_arrow(pq.read_table(path, columns=[column]).column(column))
+        # one row group at a time into one preallocated array: the peak is the vectors plus one
+        # row group, not the 3-4 copies that combining a whole column into numpy makes
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        n, out, at = parquet.metadata.num_rows, None, 0
+        for batch in parquet.iter_batches(columns=[column], batch_size=8_192, use_threads=False):
+            part = _vectors_from_arrow(batch.column(0))
+            if out is None:
+                out = np.empty((n, part.shape[1]), dtype=np.float32)
+            out[at : at + len(part)] = part
+            at += len(part)
+        return out if out is not None else np.zeros((0, 0), np.float32)
     except Exception as exc:
         raise ResultsError(f"{path}: cannot read column {column} ({str(exc).splitlines()[0]})") from exc
 
