@@ -220,16 +220,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(set(truth)) < 2:
         raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
     rows = evaluate_recipes(pipeline.embedder.embeddings_, truth, seed=pipeline.projector.seed)
+    names = _name_match(pipeline.embedder.classes_, rows[0]["labels"], truth)  # rows[0]: bulk_panel's defaults
     for row in rows:
         row.pop("labels")
     if args.json:
-        print(json.dumps({"folder": str(args.folder), "model": pipeline.embedder.model, "classes": len(set(truth)), "rows": rows}, indent=2))
+        print(json.dumps({"folder": str(args.folder), "model": pipeline.embedder.model, "classes": len(set(truth)),
+                          "rows": rows, "names": names}, indent=2))
         return 0
     print(f"{len(truth)} images in {len(set(truth))} folders, model {pipeline.embedder.model}")
     print(f"{'recipe':<12}{'ARI':>7}{'NMI':>7}{'clusters':>10}{'noise':>8}{'time':>8}")
     for r in rows:
         print(f"{r['recipe']:<12}{r['ari']:7.3f}{r['nmi']:7.3f}{r['clusters']:10d}{100 * r['noise']:7.1f}%{r['seconds']:7.1f}s")
+    if names is not None:
+        print(f"suggested names match the majority folder for {names['matched']} of {names['clusters']} clusters "
+              f"({100 * names['image_rate']:.0f}% of clustered images)")
     return 0
+
+
+def _name_match(classes, labels, truth) -> Optional[dict]:
+    """How often the default recipe's suggested names match the folders (None without an ImageNet
+    head or without Debian's WordNet data)."""
+    from .compute.names import WORDNET_NOUNS, name_match_rate
+
+    if classes is None or not WORDNET_NOUNS.exists():
+        return None
+    result = name_match_rate(labels, classes, truth)
+    result["pairs"] = [{"cluster": c, "folder": f, "name": n, "match": m} for c, f, n, m in result["pairs"]]
+    return result
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,13 @@ def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
         assert rows[name]["clusters"] == len(set(labels) - {-1})
         assert rows[name]["noise"] == float(np.mean(labels == -1))
     assert rows["bulk_panel"]["ari"] > 0.9
+    from bulk_panel.compute.names import WORDNET_NOUNS
+
+    if WORDNET_NOUNS.exists():  # suggested names vs folders, for the default recipe's clusters
+        names = report["names"]
+        assert names["clusters"] == rows["bulk_panel"]["clusters"] == len(names["pairs"])
+        assert 0 <= names["matched"] <= names["clusters"] and 0.0 <= names["image_rate"] <= 1.0
+        assert {p["folder"] for p in names["pairs"]} <= set(truth)
 
 
 def test_evaluate_needs_two_folders(tmp_path, cache_dir):
