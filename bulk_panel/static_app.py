@@ -115,7 +115,8 @@ class BundledThumbnails(ThumbnailCache):
 
 class StaticDashboard(Dashboard):
     """The dashboard as a shared page: map (plain WebGL points), hover thumbnail, box and lasso
-    selection → table, label summary, label chooser and edits, CSV download.
+    selection → table, label summary, label chooser and edits, CSV download, the cluster
+    gallery, colouring by outlier score and "Show outliers".
 
     Hidden, because a page has nothing behind them: the pipeline controls, "Save labels" (no
     results file), the Parquet download (no pyarrow in the browser) and the images zip (no
@@ -131,6 +132,11 @@ class StaticDashboard(Dashboard):
         default=sys.maxsize, doc="Never datashade: the browser has no datashader; the bundle is capped instead."
     )
     title = param.String(default="bulk_panel · shared labels", doc="Page title.")
+    tool_tabs = param.ListSelector(
+        default=["gallery"], objects=["similar", "gallery", "duplicates"],
+        doc="Only the cluster gallery: the page has no embeddings (more like this), no scipy (duplicates) "
+            "and no hdbscan (splitting).",
+    )
     note = param.String(default="", doc="What the page holds (sample, source), shown as text in the sidebar.")
 
     def __init__(self, **params):

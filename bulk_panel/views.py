@@ -785,6 +785,7 @@ class ExploreTools(pn.viewable.Viewer):
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
     scatter = param.ClassSelector(class_=ScatterView, doc="The map whose colouring this switches.")
+    split = param.Boolean(default=True, doc="Offer 'Split selection' (needs hdbscan).")
 
     def __panel__(self):
         store = self.store
@@ -794,7 +795,7 @@ class ExploreTools(pn.viewable.Viewer):
                                               end=0.2, format="0.0%", sizing_mode="stretch_width"),
             pn.Row(
                 _button("Show outliers", store.select_outliers, variant="outline"),
-                _button("Split selection", self._split, variant="outline"),
+                _button("Split selection", self._split, variant="outline", visible=self.split),
             ),
             sizing_mode="stretch_width",
         )
@@ -842,6 +843,11 @@ class Dashboard(pn.viewable.Viewer):
     title = param.String(default="bulk_panel", doc="Page title.")
     runner = param.ClassSelector(class_=PipelineRunner, allow_None=True,
                                  doc="Runs the pipeline from the page (folder, settings, Run); None hides it.")
+    tool_tabs = param.ListSelector(
+        default=["similar", "gallery", "duplicates"], objects=["similar", "gallery", "duplicates"],
+        doc="The tool tabs beside the selection table (more like this needs embeddings; duplicates and "
+            "splitting need scipy/hdbscan, which a shared static page does not have).",
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -862,14 +868,17 @@ class Dashboard(pn.viewable.Viewer):
         self.similar = SimilarGallery(**thumbs)
         self.gallery = ClusterGallery(**thumbs, visible=False)  # made when its tab opens (sorts every row)
         self.duplicates = DuplicatesView(**thumbs)
-        self.explore = ExploreTools(store=store, scatter=self.scatter)
-        self.tabs = pn.Tabs(
-            ("Selection", self.table), ("More like this", self.similar), ("Cluster gallery", self.gallery),
-            ("Duplicates", self.duplicates), dynamic=True, sizing_mode="stretch_width",
-        )
-        self.tabs.param.watch(lambda event: setattr(self.gallery, "visible", event.new == 2), "active")
+        self.explore = ExploreTools(store=store, scatter=self.scatter, split="duplicates" in self.tool_tabs)
+        tabs = {"similar": ("More like this", self.similar), "gallery": ("Cluster gallery", self.gallery),
+                "duplicates": ("Duplicates", self.duplicates)}
+        self._tab_of = {name: number for number, name in enumerate(["table", *self.tool_tabs])}
+        self.tabs = pn.Tabs(("Selection", self.table), *[tabs[name] for name in self.tool_tabs], dynamic=True,
+                            sizing_mode="stretch_width")
+        self.tabs.param.watch(
+            lambda event: setattr(self.gallery, "visible", event.new == self._tab_of.get("gallery")), "active")
         self.more_button = pn.widgets.Button(label="More like this", variant="outline",
-                                             disabled=store.param.focus.rx.is_(None))
+                                             disabled=store.param.focus.rx.is_(None),
+                                             visible="similar" in self.tool_tabs)
         self.more_button.on_click(self._more_like_this)
         self.controls = PipelineControls(runner=self.runner) if self.runner is not None else None
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -879,7 +888,7 @@ class Dashboard(pn.viewable.Viewer):
         await asyncio.to_thread(self.store.warm)
 
     async def _more_like_this(self, event=None) -> None:
-        self.tabs.active = 1
+        self.tabs.active = self._tab_of["similar"]
         await self.similar._find()
 
     @classmethod

@@ -87,7 +87,14 @@ dash.tools.new_label = "felines"
 dash.tools.relabel_button.clicks += 1
 csv = pd.read_csv(dash.downloads.csv.callback(), keep_default_na=False)
 summary = dash.summary.table.value
+dash.tabs.active = 1  # the cluster gallery, from the bundle's thumbnails
+gallery = dash.gallery._html(store.frame, 4)
+store.select_outliers(share=0.5)
+dash.scatter.color_by = "outlier score"
+hv.renderer("bokeh").get_plot(dash.scatter.plot())
 out = dict(
+    tabs=list(dash.tabs._names), gallery_images=gallery.count('<img src="data:image/jpeg;base64,'),
+    split=dash.explore.split, more=dash.more_button.visible, outliers=len(store.selection),
     module=bulk_panel.__file__,
     rows=table.index.tolist(), names=table["name"].tolist(), thumbs=[t[:23] for t in table["thumb"]],
     csv_paths=csv["path"].tolist(), csv_labels=csv["label"].tolist(),
@@ -118,6 +125,9 @@ def test_static_app_works_without_heavy_packages(shared_results):
     assert out["rows"] == [0, 1, 2, 3] and out["names"] == ["a.png", "b.png", "c.png", "d.png"]
     assert all(t == "data:image/jpeg;base64," for t in out["thumbs"])  # inlined from the bundle
     assert out["hover_jpeg"] is True
+    # the tools the page can run without scipy, hdbscan or embeddings: the cluster gallery, outliers
+    assert out["tabs"] == ["Selection", "Cluster gallery"] and out["gallery_images"] == 6
+    assert out["split"] is False and out["more"] is False and out["outliers"] >= 3
     assert out["labels"] == ["felines"] * 4 + [HOSTILE_LABEL] * 2
     assert out["csv_paths"] == results.frame.path.iloc[:4].tolist() and out["csv_labels"] == ["felines"] * 4
     assert sorted(out["summary"]) == sorted(["felines", HOSTILE_LABEL])
