@@ -937,8 +937,10 @@ class Dashboard(pn.viewable.Viewer):
 
     def template(self) -> pn.template.FastListTemplate:
         """The served page."""
+        # one root per area: every root added to a Bokeh document walks all models again
         return pn.template.FastListTemplate(
-            title=self.title, sidebar=self.sidebar(), main=self.main(), sidebar_width=330,
+            title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
+            main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=330,
             accent="#3f6fb5", main_layout=None,
         )
 
