@@ -13,6 +13,7 @@ from pathlib import Path
 import panel as pn
 
 from bulk_panel.cli import DEMO_FOLDER
+from bulk_panel.compute.results import is_results_folder
 from bulk_panel.session import allowed_roots, app_args, error_page, session_page
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
@@ -20,7 +21,8 @@ pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 args = app_args(sys.argv[1:])
 if args.target:
     target = Path(args.target)
-    output = Path(args.output) if args.output else (Path(f"{target.resolve().name}-results.parquet") if target.is_dir() else None)
+    images = target.is_dir() and not is_results_folder(target)  # else results: a file or a folder of parts
+    output = Path(args.output) if args.output else (Path(f"{target.resolve().name}-results.parquet") if images else None)
 else:
     output = Path("demo-results.parquet")
     target = output if output.is_file() else DEMO_FOLDER

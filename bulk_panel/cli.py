@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     finally:
         bars.close()
     output = Path(args.output)
-    results.save(output)
+    results.save(output, rows_per_part=getattr(args, "rows_per_part", None))
     if args.csv:
         results.to_csv(args.csv, seed_columns=args.seed_csv)
     print(summary(results, output, time.perf_counter() - start))
@@ -174,10 +174,11 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the dashboard on results, or on a folder (the page runs the pipeline first)."""
-    target = Path(args.target)
-    if not target.is_dir():
-        from .compute.results import load_results
+    from .compute.results import is_results_folder, load_results
 
+    target = Path(args.target)
+    images = target.is_dir() and not is_results_folder(target)  # else a results file or folder of parts
+    if not images:
         load_results(target)  # fail here, with a one-line message, rather than in every session
     import panel as pn
 
@@ -189,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    output = Path(args.output).resolve() if target.is_dir() else None
+    output = Path(args.output).resolve() if images else None
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
     print(f"bulk_panel: serving {target} on http://{args.address}:{args.port}/bulk_panel", file=sys.stderr)
     pn.serve(
@@ -259,6 +260,10 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
         p.add_argument("-o", "--output", default=default_output, help=f"results file (default: {default_output})")
         p.add_argument("--csv", default=None, metavar="PATH", help="also write the rows as CSV")
+        p.add_argument(
+            "--rows-per-part", type=int, default=None, metavar="N",
+            help="write the results as a folder of Parquet parts of N rows (read back through Dask DataFrames)",
+        )
         p.add_argument(
             "--seed-csv", action="store_true", help="write the CSV in the seed app's columns text,x,y,filename,color"
         )

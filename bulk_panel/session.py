@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import panel as pn
 
 from .compute.pipeline import Pipeline
-from .compute.results import Results, ResultsError
+from .compute.results import Results, ResultsError, is_results_folder
 from .runner import PipelineRunner, _one_line
 from .state import ResultsStore
 from .views import Dashboard, shared_results
@@ -43,7 +43,7 @@ def make_dashboard(
     """
     if isinstance(target, Results):
         results, folder = target, target.image_root
-    elif Path(target).is_dir():
+    elif Path(target).is_dir() and not is_results_folder(target):
         results, folder = None, Path(target)
         if output is not None and Path(output).is_file():
             results = shared_results(output)  # an earlier session already ran it

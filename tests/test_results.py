@@ -120,3 +120,44 @@ def test_foreign_parquet_and_unknown_version(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ResultsError, match="no such results file"):
         load_results(tmp_path / "nope.parquet")
+
+
+def test_results_folder_of_parts_round_trips_through_dask(tmp_path):
+    """A results folder (Parquet parts) reads through Dask DataFrames into the same rows, vectors
+    and metadata; saving labels into it keeps it a folder of parts."""
+    from bulk_panel.state import ResultsStore
+
+    original = make_results(n=20)
+    folder = original.save(tmp_path / "results", rows_per_part=7)
+    assert sorted(p.name for p in folder.iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
+    loaded = load_results(folder)
+    pd.testing.assert_frame_equal(loaded.frame, original.frame)
+    np.testing.assert_array_equal(loaded.embeddings, original.embeddings)
+    np.testing.assert_array_equal(loaded.cluster_coords, original.cluster_coords)
+    assert loaded.meta == original.meta and loaded.skipped.to_dict() == original.skipped.to_dict()
+    assert loaded.path == folder
+
+    store = ResultsStore(results=loaded)
+    store.select_box(-10, -10, 10, 10)
+    store.relabel("seen")
+    assert store.save_labels() == folder and len(list(folder.glob("part-*.parquet"))) == 1  # PART_ROWS per part
+    again = load_results(folder)
+    assert set(again.frame.label) == {"seen"} and len(again.frame) == 20
+    np.testing.assert_array_equal(again.embeddings, original.embeddings)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="without Parquet parts"):
+        load_results(tmp_path / "empty")
+
+
+def test_a_results_folder_opens_in_the_dashboard_not_the_pipeline(tmp_path):
+    from bulk_panel.compute.results import is_results_folder
+    from bulk_panel.session import make_dashboard
+
+    folder = make_results(n=12).save(tmp_path / "parts", rows_per_part=5)
+    (tmp_path / "images").mkdir()
+    assert is_results_folder(folder) and not is_results_folder(tmp_path / "images")
+    assert not is_results_folder(tmp_path / "missing")
+    dashboard = make_dashboard(folder)
+    assert dashboard.store.n_rows == 12 and dashboard.store.results.path == folder

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -31,6 +35,9 @@ VECTOR_COLUMNS = ("embedding", "cluster_coords")
 # rows per Parquet row group: readers hold one row group's column at a time (16k × 1280 floats
 # = 80 MB), so vectors of any size load at about their own size in memory
 ROW_GROUP_ROWS = 16_384
+# a results folder: Parquet parts of at most this many rows, read through Dask DataFrames
+PART_ROWS = 250_000
+PART_NAME = "part-{:05d}.parquet"
 SEED_CSV_COLUMNS = ["text", "x", "y", "filename", "color"]
 
 
@@ -90,16 +97,31 @@ class Results:
         root = self.meta.get("image_root")
         return Path(root) if root else None
 
-    def save(self, path: str | Path) -> Path:
-        """Write the results atomically to ``path`` (Parquet) and return the path."""
-        import pyarrow as pa
+    def save(self, path: str | Path, rows_per_part: Optional[int] = None) -> Path:
+        """Write the results atomically to ``path`` (one Parquet file) and return the path.
+
+        With ``rows_per_part``, or when ``path`` is already a results folder, write a folder of
+        Parquet parts instead (each part a complete results file for its rows), which
+        :func:`load_results` reads through Dask DataFrames.
+        """
         import pyarrow.parquet as pq
 
         path = Path(path)
-        table = pa.Table.from_pandas(self.frame.reset_index(drop=True), preserve_index=False)
+        if rows_per_part or path.is_dir():
+            return self._save_parts(path, rows_per_part or PART_ROWS)
+        table = self._table(0, len(self.frame))
+        atomic_write(path, lambda fh: pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS))
+        self.path = path
+        return path
+
+    def _table(self, start: int, stop: int):
+        """The Arrow table of rows ``start:stop`` with their vectors and the results' metadata."""
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(self.frame.iloc[start:stop].reset_index(drop=True), preserve_index=False)
         for name, values in (("embedding", self.embeddings), ("cluster_coords", self.cluster_coords)):
             if values is not None and len(values) == len(self.frame) and values.ndim == 2 and values.shape[1]:
-                table = table.append_column(name, _vectors_to_arrow(values))
+                table = table.append_column(name, _vectors_to_arrow(values[start:stop]))
         payload = {
             "format": FORMAT,
             "version": VERSION,
@@ -108,10 +130,31 @@ class Results:
         }
         metadata = dict(table.schema.metadata or {})
         metadata[META_KEY] = json.dumps(payload, default=str).encode()
-        table = table.replace_schema_metadata(metadata)
-        atomic_write(path, lambda fh: pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS))
-        self.path = path
-        return path
+        return table.replace_schema_metadata(metadata)
+
+    def _save_parts(self, folder: Path, rows_per_part: int) -> Path:
+        """Write ``part-00000.parquet``… into a new folder, then swap it in for ``folder``: a
+        crash leaves the old folder (or the new one) whole, plus a hidden leftover to delete."""
+        import pyarrow.parquet as pq
+
+        self.embeddings, self.cluster_coords  # read the old parts' vectors before replacing them
+        token = uuid.uuid4().hex[:8]
+        staging = folder.with_name(f".{folder.name}.{token}.tmp")
+        staging.mkdir(parents=True)
+        try:
+            n = len(self.frame)
+            for number, start in enumerate(range(0, max(n, 1), rows_per_part)):
+                table = self._table(start, min(n, start + rows_per_part))
+                pq.write_table(table, staging / PART_NAME.format(number), row_group_size=ROW_GROUP_ROWS)
+            old = folder.with_name(f".{folder.name}.{token}.old")
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.path = folder
+        return folder
 
     def to_csv(self, path: str | Path | None = None, *, seed_columns: bool = False) -> Optional[str]:
         """CSV of the rows; ``seed_columns=True`` writes the seed app's ``text,x,y,filename,color``.
@@ -163,8 +206,36 @@ def _read_payload(path: Path):
     return schema, payload
 
 
+def _parts(folder: Path) -> list[Path]:
+    """The Parquet parts of a results folder in row order ('part-00002', or Dask's 'part.10')."""
+    def natural(part: Path) -> list:
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", part.name)]
+
+    return sorted(folder.glob("part*.parquet"), key=natural)
+
+
+def is_results_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder of bulk_panel results parts (rather than a folder of images).
+
+    >>> is_results_folder("results/")   # part-00000.parquet … with bulk_panel metadata
+    True
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    parts = _parts(path) if path.is_dir() else []
+    try:
+        return bool(parts) and META_KEY in (pq.read_schema(parts[0]).metadata or {})
+    except Exception:
+        return False
+
+
 def _read_vectors(path: Path, column: str) -> Optional[np.ndarray]:
     import pyarrow.parquet as pq
+
+    if Path(path).is_dir():
+        pieces = [_read_vectors(part, column) for part in _parts(Path(path))]
+        return None if any(p is None for p in pieces) or not pieces else np.concatenate(pieces)
 
     try:
         if column not in pq.read_schema(path).names:
@@ -193,6 +264,8 @@ def load_results(path: str | Path, *, embeddings: bool = False) -> Results:
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if path.is_dir():
+        return _load_parts(path, embeddings)
     schema, payload = _read_payload(path)
     columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
     missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
@@ -204,6 +277,35 @@ def load_results(path: str | Path, *, embeddings: bool = False) -> Results:
         raise ResultsError(f"{path}: corrupt results file ({str(exc).splitlines()[0]})") from exc
     skipped = pd.DataFrame(payload.get("skipped") or {"path": [], "reason": []})
     results = Results(frame=frame, skipped=skipped, meta=payload.get("meta", {}), path=path)
+    if embeddings:
+        results.embeddings
+    return results
+
+
+def _load_parts(folder: Path, embeddings: bool = False) -> Results:
+    """A results folder (Parquet parts, e.g. written with ``save(..., rows_per_part=N)`` or by a
+    Dask job from such parts): the rows through a Dask DataFrame, without the vectors, which
+    stay on disk until asked for (one part at a time)."""
+    parts = _parts(folder)
+    if not parts:
+        raise ResultsError(f"{folder}: a folder without Parquet parts, not bulk_panel results")
+    schema, payload = _read_payload(parts[0])
+    columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
+    missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
+    if missing:
+        raise ResultsError(f"{folder}: results lack the column(s) {', '.join(missing)}")
+    try:
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise ResultsError(f"{folder}: reading a results folder needs Dask (pip install 'bulk_panel[dask]')") from exc
+    try:
+        frame = dd.read_parquet([str(p) for p in parts], columns=columns).compute().reset_index(drop=True)
+        # Dask gives string[pyarrow] with NA semantics; the results frame uses pandas' default str
+        frame = frame.astype({c: "str" for c in frame.columns if pd.api.types.is_string_dtype(frame[c])})
+    except Exception as exc:
+        raise ResultsError(f"{folder}: corrupt results part ({str(exc).splitlines()[0]})") from exc
+    skipped = pd.DataFrame(payload.get("skipped") or {"path": [], "reason": []})
+    results = Results(frame=frame[columns], skipped=skipped, meta=payload.get("meta", {}), path=folder)
     if embeddings:
         results.embeddings
     return results
