@@ -41,7 +41,7 @@ from .state import ResultsStore
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
     "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView", "SelectionTable", "SimilarGallery",
-    "ThumbnailHandler", "ZipExportHandler", "figures_html", "shared_exports", "shared_results",
+    "ThumbnailHandler", "ZipExportHandler", "figures_html", "thumb_cells", "shared_exports", "shared_results",
     "shared_thumbnails", "text_pane", "thumb_sources",
 ]
 
@@ -155,6 +155,17 @@ def thumb_sources(hashes, thumbnails_url: Optional[str], thumbnails: Optional[Th
     if thumbnails_url:
         return [f"{thumbnails_url}{h}.jpg" if HASH_PATTERN.fullmatch(h) else "" for h in hashes]
     return thumbnails.data_uris(hashes) if thumbnails is not None else [""] * len(hashes)
+
+
+def thumb_cells(hashes, thumbnails_url: Optional[str], thumbnails: Optional[ThumbnailCache],
+                limit: Optional[int] = None) -> list[str]:
+    """A Tabulator thumbnail column (see :func:`_thumb_formatter`): the content hashes when the
+    route serves them, else inline ``data:`` URIs for the first ``limit`` rows ('' after)."""
+    hashes = ["" if h is None else str(h) for h in hashes]
+    if thumbnails_url:
+        return hashes
+    head = hashes if limit is None else hashes[:limit]
+    return thumb_sources(head, None, thumbnails) + [""] * (len(hashes) - len(head))
 
 
 def figures_html(items: list[tuple[str, str, str]], size: int = 88) -> str:
@@ -382,14 +393,9 @@ class SelectionTable(pn.viewable.Viewer):
     def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         if frame is None or "path" not in frame:
             return pd.DataFrame({c: [] for c in self.COLUMNS})
-        thumbs = frame["content_hash"] if "content_hash" in frame else pd.Series("", index=frame.index)
-        if not self.thumbnails_url:
-            uris = [""] * len(frame)
-            if self.thumbnails is not None:
-                head = thumbs.iloc[: self.inline_limit].tolist()
-                uris[: len(head)] = self.thumbnails.data_uris(head)
-            thumbs = pd.Series(uris, index=frame.index)
-        return frame.assign(thumb=thumbs.to_numpy())[self.COLUMNS]
+        hashes = frame["content_hash"].tolist() if "content_hash" in frame else [""] * len(frame)
+        thumbs = thumb_cells(hashes, self.thumbnails_url, self.thumbnails, limit=self.inline_limit)
+        return frame.assign(thumb=thumbs)[self.COLUMNS]
 
     def _on_click(self, event) -> None:
         value = self.table.value
@@ -436,10 +442,8 @@ class LabelSummary(pn.viewable.Viewer):
         self.table.on_click(self._on_click)
 
     def _rows(self, summary: pd.DataFrame) -> pd.DataFrame:
-        thumbs = summary["content_hash"].fillna("").astype(str)
-        if not self.thumbnails_url:
-            thumbs = self.thumbnails.data_uris(thumbs.tolist()) if self.thumbnails is not None else [""] * len(summary)
-        return summary.assign(share=100 * summary["share"], thumb=list(thumbs))[self.COLUMNS]
+        thumbs = thumb_cells(summary["content_hash"].fillna("").tolist(), self.thumbnails_url, self.thumbnails)
+        return summary.assign(share=100 * summary["share"], thumb=thumbs)[self.COLUMNS]
 
     def _on_click(self, event) -> None:
         value = self.table.value
@@ -751,9 +755,7 @@ class DuplicatesView(pn.viewable.Viewer):
         groups = await asyncio.to_thread(store.duplicates)
         names = store.file_names().to_numpy()
         rows = groups["row"].to_numpy(dtype=np.int64)
-        hashes = store.frame["content_hash"].to_numpy()[rows]
-        # the route's formatter takes the hash; without a route the cell holds a data: URI
-        thumbs = list(hashes) if self.thumbnails_url else thumb_sources(hashes, None, self.thumbnails)
+        thumbs = thumb_cells(store.frame["content_hash"].to_numpy()[rows], self.thumbnails_url, self.thumbnails)
         self.table.value = groups.assign(name=names[rows], thumb=thumbs)[self.COLUMNS]
         store.message = (f"{groups['group'].nunique():,} groups, {int((~groups['keep']).sum()):,} images to drop "
                          f"(threshold {store.duplicate_threshold:.2f}).")

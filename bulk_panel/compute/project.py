@@ -12,6 +12,7 @@ are imported lazily.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Optional
 
@@ -53,16 +54,16 @@ def _import_umap():
     from umap import UMAP
     from umap.umap_ import nearest_neighbors
 
-    global _CACHING
-    if not _CACHING:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            enable_numba_caching()
-        _CACHING = True
+    _enable_umap_caching_once()
     return UMAP, nearest_neighbors
 
 
-_CACHING = False
+@functools.lru_cache(maxsize=1)
+def _enable_umap_caching_once() -> int:
+    """Switch numba's disk cache on for umap's compiled functions, once per process."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return enable_numba_caching()
 
 
 def _fallback_coords(x: np.ndarray, dims: int) -> np.ndarray:

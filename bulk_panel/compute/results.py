@@ -267,10 +267,7 @@ def load_results(path: str | Path, *, embeddings: bool = False) -> Results:
     if path.is_dir():
         return _load_parts(path, embeddings)
     schema, payload = _read_payload(path)
-    columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
-    missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
-    if missing:
-        raise ResultsError(f"{path}: results lack the column(s) {', '.join(missing)}")
+    columns = _row_columns(path, schema)
     try:
         frame = pq.read_table(path, columns=columns).to_pandas()
     except Exception as exc:
@@ -282,6 +279,15 @@ def load_results(path: str | Path, *, embeddings: bool = False) -> Results:
     return results
 
 
+def _row_columns(path: Path, schema) -> list[str]:
+    """The non-vector columns of a results schema; ResultsError when a required one is missing."""
+    columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
+    missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
+    if missing:
+        raise ResultsError(f"{path}: results lack the column(s) {', '.join(missing)}")
+    return columns
+
+
 def _load_parts(folder: Path, embeddings: bool = False) -> Results:
     """A results folder (Parquet parts, e.g. written with ``save(..., rows_per_part=N)`` or by a
     Dask job from such parts): the rows through a Dask DataFrame, without the vectors, which
@@ -290,10 +296,7 @@ def _load_parts(folder: Path, embeddings: bool = False) -> Results:
     if not parts:
         raise ResultsError(f"{folder}: a folder without Parquet parts, not bulk_panel results")
     schema, payload = _read_payload(parts[0])
-    columns = [n for n in schema.names if n not in VECTOR_COLUMNS]
-    missing = [c for c in ("path", "x", "y", "cluster", "label") if c not in columns]
-    if missing:
-        raise ResultsError(f"{folder}: results lack the column(s) {', '.join(missing)}")
+    columns = _row_columns(folder, schema)
     try:
         import dask.dataframe as dd
     except ImportError as exc:
