@@ -641,11 +641,11 @@ class ResultsStore(param.Parameterized):
             return 0
         from .compute.cluster import Clusterer
 
-        size = min_cluster_size or max(5, int(np.sqrt(len(rows)) / 2))
-        found = Clusterer(min_cluster_size=size).fit(np.asarray(coords, dtype=np.float64)[rows]).labels_
+        clusterer = Clusterer(min_cluster_size=min_cluster_size).fit(np.asarray(coords, dtype=np.float64)[rows])
+        found = clusterer.labels_  # min_cluster_size None: the pipeline's own rule for this many points
         parts = sorted(set(found.tolist()) - {-1})
         if len(parts) < 2:
-            self.message = f"No split found in {len(rows):,} points (min cluster size {size})."
+            self.message = f"No split found in {len(rows):,} points (min cluster size {clusterer.min_cluster_size_})."
             return len(parts)
         current = self.frame["label"].to_numpy(dtype=object)
         base = pd.Series(current[rows]).mode().iloc[0]
