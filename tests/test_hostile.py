@@ -144,7 +144,8 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
         assert _wait(lambda: (store.frame.label == typed).sum() == 3), "the typed label never reached the store"
         page.locator(".tabulator").first.get_by_text(typed, exact=True).wait_for(timeout=10_000)  # label summary
         page.locator(".choices__item", has_text=f"{typed} (3)").first.wait_for(timeout=10_000)  # label chooser
-        table.get_by_text(typed, exact=True).first.wait_for(timeout=10_000)  # selection table
+        # selection table (a busy CI machine once took over 10 s to patch it; the text is what is checked)
+        table.get_by_text(typed, exact=True).first.wait_for(timeout=30_000)
         # the hover preview and the large preview show name and label as text
         in_session(doc, lambda: setattr(store, "hover", hostile[0]))
         page.get_by_text(f"{HOSTILE_NAME}\n{typed}", exact=False).first.wait_for(timeout=10_000)
