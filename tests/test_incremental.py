@@ -92,7 +92,7 @@ def test_new_images_are_placed_without_moving_the_old_ones(setup, embedder):
     print("rank of each original among the points nearest its copy:", ranks)
     assert max(ranks) < 20 and np.mean(ranks) < 12
     assert same_cluster >= 3
-    assert again.cluster_coords.shape == (84, 10)
+    assert again.cluster_coords.shape == (84, Projector().cluster_dims)
 
 
 def test_deleted_images_drop_out_and_the_rest_stay(setup, embedder):
