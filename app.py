@@ -15,6 +15,9 @@ import panel as pn
 from bulk_panel.cli import DEMO_FOLDER
 from bulk_panel.compute.results import is_results_folder
 from bulk_panel.session import allowed_roots, app_args, error_page, session_page
+from bulk_panel.views import warm_datashader
+
+warm_datashader()  # once per server process: the map's kernels compile beside the first page
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 

@@ -183,7 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import panel as pn
 
     from .session import allowed_roots, session_page
-    from .views import ROUTES
+    from .views import ROUTES, warm_datashader
 
     try:
         roots = allowed_roots(args.allow_root)
@@ -193,6 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     output = Path(args.output).resolve() if images else None
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
     print(f"bulk_panel: serving {target} on http://{args.address}:{args.port}/bulk_panel", file=sys.stderr)
+    warm_datashader()  # the map's kernels compile while the server starts, not in the first page
     pn.serve(
         {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
         port=args.port,

@@ -12,10 +12,12 @@ the thumbnails of a small selection as ``data:`` URIs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import io
 import os
 import secrets
+import threading
 import weakref
 from pathlib import Path
 from typing import Callable, Optional
@@ -36,7 +38,7 @@ from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCac
 from .run_controls import PipelineControls
 from .runner import PipelineRunner
 from .safe import text_pane
-from .state import ResultsStore
+from .state import NOISE_COLOR, ResultsStore
 
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
@@ -139,6 +141,19 @@ def _button(label: str, on_click: Callable, **kw) -> pn.widgets.Button:
     return button
 
 
+def _on_demand(title: str, content) -> pn.Card:
+    """A collapsed section whose content is rendered the first time it is opened, so the first
+    page holds none of its models (a Card's hidden content would be sent and drawn anyway)."""
+    card = pn.Card(title=title, collapsed=True, sizing_mode="stretch_width", margin=(5, 0))
+
+    def fill(event) -> None:
+        if not event.new and not card.objects:
+            card.objects = [content]
+
+    card.param.watch(fill, "collapsed")
+    return card
+
+
 def _thumb_formatter(thumbnails_url: Optional[str], height: str) -> dict:
     """Tabulator's image formatter for a thumbnail column: a content hash → the thumbnail route,
     or (no route, Jupyter) the cell already holds a data: URI."""
@@ -184,6 +199,89 @@ def figures_html(items: list[tuple[str, str, str]], size: int = 88) -> str:
     return '<div style="display:flex;flex-wrap:wrap">' + "".join(figures) + "</div>"
 
 
+def _rgb255(color: str) -> tuple[int, int, int]:
+    color = color.lstrip("#")
+    return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))
+
+
+def _span(values) -> tuple[float, float]:
+    """(low, high) of an array or a range, widened when empty or zero-width (datashader needs width)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    return low, high
+
+
+def mixed_colours(counts, r, g, b, min_alpha: int = 40):
+    """A datashader image from per-pixel aggregates: ``counts`` (points per pixel) and ``r``,
+    ``g``, ``b`` (sums of the points' colour channels, 0-255). Each pixel takes the mean colour
+    of its points and an alpha by count (eq_hist): what ``tf.shade`` of a ``count_cat``
+    aggregate gives, from 2D sums instead of one count per category and pixel.
+
+    >>> mixed_colours(canvas.points(df, "x", "y", ds.count()), *(canvas.points(..., ds.sum(c)) ...))
+    """
+    import datashader.transfer_functions as tf
+
+    alpha = tf.shade(counts, cmap="#000000", how="eq_hist", min_alpha=min_alpha).data >> 24
+    with np.errstate(divide="ignore", invalid="ignore"):
+        channels = [np.nan_to_num(np.asarray(c.data) / counts.data).astype(np.uint32) for c in (r, g, b)]
+    packed = channels[0] | (channels[1] << 8) | (channels[2] << 16) | (alpha.astype(np.uint32) << 24)
+    return tf.Image(packed, coords=counts.coords, dims=counts.dims)
+
+
+def shade_labels(canvas, data: pd.DataFrame):
+    """The map's label colours mixed per pixel, alpha by count: ``data`` has x, y and each row's
+    colour as r, g, b (0-255)."""
+    import datashader as ds
+
+    # four plain aggregations (count, then one sum per channel, all through one column name so
+    # they share one compiled kernel) beat one fused summary here
+    sums = [canvas.points(pd.DataFrame({"x": data["x"], "y": data["y"], "value": data[c]}, copy=False),
+                          "x", "y", ds.sum("value")) for c in ("r", "g", "b")]
+    return mixed_colours(canvas.points(data, "x", "y", ds.count()), *sums, min_alpha=90)
+
+
+def shade_scores(canvas, data: pd.DataFrame):
+    """The map coloured by each pixel's mean outlier score (``data``: x, y, outlier_score)."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+
+    return tf.shade(canvas.points(data, "x", "y", ds.mean("outlier_score")), cmap=OUTLIER_CMAP, min_alpha=90)
+
+
+@functools.lru_cache(maxsize=1)
+def warm_datashader() -> threading.Thread:
+    """Compile datashader's kernels for the map once per process, in a background thread, so that
+    the first page a server shows doesn't wait for them (~1.1 s). Call it at server start."""
+
+    def run() -> None:
+        import datashader as ds
+        import datashader.transfer_functions as tf
+
+        xy = np.linspace(0, 1, 64, dtype=np.float32)
+        rgb = np.full(64, 128, np.float32)
+        canvas = ds.Canvas(plot_width=8, plot_height=8, x_range=(0, 1), y_range=(0, 1))
+        frame = pd.DataFrame({"x": xy, "y": xy, "r": rgb, "g": rgb, "b": rgb, "outlier_score": xy})
+        tf.dynspread(shade_labels(canvas, frame), threshold=0.6, max_px=3)
+        shade_scores(canvas, frame)
+        tf.shade(canvas.points(frame, "x", "y", ds.count()), cmap="#111111", min_alpha=255)
+
+    thread = threading.Thread(target=run, name="bulk_panel-warm-datashader", daemon=True)
+    thread.start()
+    return thread
+
+
+def _rgb_element(image, canvas) -> hv.RGB:
+    """An hv.RGB of a datashader image (rows bottom-up) over the canvas' ranges; None: transparent."""
+    (x0, x1), (y0, y1) = canvas.x_range, canvas.y_range
+    h, w = canvas.plot_height, canvas.plot_width
+    data = np.zeros((h, w), dtype=np.uint32) if image is None else np.asarray(image.data, dtype=np.uint32)
+    rgba = np.ascontiguousarray(data[::-1]).view(np.uint8).reshape(h, w, 4)  # hv.RGB: top row first
+    return hv.RGB(rgba, bounds=(x0, y0, x1, y1), vdims=["R", "G", "B", "A"])
+
+
 class ScatterView(pn.viewable.Viewer):
     """The map: points coloured by label; datashaded above ``rasterize_above`` points.
 
@@ -217,6 +315,9 @@ class ScatterView(pn.viewable.Viewer):
         self.store.param.watch(self._on_results, "results")
         self._plot = None
         self._pane = None
+        self._raster_memo = None  # ((frame version, colour by), frame the datashaded map aggregates)
+        self._extent_memo = None  # (frame version, (x range, y range))
+        self._image_memo = None  # (view key, the last datashaded map)
         self._make_streams()
 
     def _make_streams(self) -> None:
@@ -267,8 +368,9 @@ class ScatterView(pn.viewable.Viewer):
             self.store.select_polygon(geometry[:, 0], geometry[:, 1])
 
     def _points(self, version: int = 0) -> hv.Points:
+        """The plain (not datashaded) map's points: x, y, label, colour, file name."""
         frame, colors = self.store.frame, self.store.colors
-        codes, names = self.store.label_codes()  # factorised once per frame (1M strings: ~0.5 s)
+        codes, names = self.store.label_codes()  # factorised once per frame
         position = {label: i for i, label in enumerate(colors)}
         lookup = np.array([position.get(name, -1) for name in names], dtype=np.int64)
         data = pd.DataFrame({
@@ -278,10 +380,77 @@ class ScatterView(pn.viewable.Viewer):
         })
         if self.color_by == "outlier score":
             data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
-        if not self.rasterized:
-            data["name"] = self.store.file_names().to_numpy()
-            data["color"] = frame["label"].map(colors).to_numpy()
+        data["name"] = self.store.file_names().to_numpy()
+        data["color"] = frame["label"].map(colors).to_numpy()
         return hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
+
+    def _raster_data(self, version: int = 0) -> pd.DataFrame:
+        """What the datashaded map aggregates, made once per frame/colours version: x, y and each
+        row's label colour as r, g, b (or its outlier score). Summing r, g, b per pixel and dividing
+        by the count mixes the label colours exactly as ``count_cat`` does, without one count per
+        label and pixel (37 labels at 1M points: 2D sums instead of a 21M-cell cube)."""
+        key = (version, self.color_by)
+        if self._raster_memo is None or self._raster_memo[0] != key:
+            frame = self.store.frame
+            data = {"x": frame["x"].to_numpy(), "y": frame["y"].to_numpy()}
+            if self.color_by == "outlier score":
+                data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=np.float32)
+            else:
+                codes, names = self.store.label_codes()
+                rgb = np.array([_rgb255(self.store.colors.get(name, NOISE_COLOR)) for name in names],
+                               dtype=np.float32).reshape(-1, 3)
+                per_row = rgb[codes] if len(codes) else np.zeros((0, 3), dtype=np.float32)
+                data.update(r=per_row[:, 0], g=per_row[:, 1], b=per_row[:, 2])
+            self._raster_memo = (key, pd.DataFrame(data, copy=False))
+        return self._raster_memo[1]
+
+    def _extent(self, version: int = 0) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The points' x and y ranges (the unzoomed map), once per frame version."""
+        if self._extent_memo is None or self._extent_memo[0] != version:
+            frame = self.store.frame
+            ranges = tuple(_span(frame[c].to_numpy()) for c in ("x", "y"))
+            self._extent_memo = (version, ranges)
+        return self._extent_memo[1]
+
+    def _canvas(self, x_range, y_range, width, height, scale):
+        import datashader as ds
+
+        full_x, full_y = self._extent(self.frame_version)
+        x_range, y_range = _span(x_range or full_x), _span(y_range or full_y)
+        ratio = min(max(float(scale or 1.0), 0.5), 2.0)  # a HiDPI screen: more pixels, capped at 2x
+        width = max(int((width or 800) * ratio), 1)
+        height = max(int((height or self.height) * ratio), 1)
+        return ds.Canvas(plot_width=width, plot_height=height, x_range=x_range, y_range=y_range)
+
+    def _map_image(self, version: int = 0, x_range=None, y_range=None, width=None, height=None,
+                   scale=None) -> hv.RGB:
+        """The datashaded map for the visible range and plot size: label colours mixed per pixel
+        (or mean outlier score), alpha by count (eq_hist), spread where points are sparse."""
+        import datashader as ds
+        import datashader.transfer_functions as tf
+
+        canvas = self._canvas(x_range, y_range, width, height, scale)
+        key = (version, self.color_by, canvas.x_range, canvas.y_range, canvas.plot_width, canvas.plot_height)
+        if self._image_memo is not None and self._image_memo[0] == key:
+            return self._image_memo[1]  # the same view again (a first render asks twice)
+        data = self._raster_data(version)
+        image = shade_scores(canvas, data) if self.color_by == "outlier score" else shade_labels(canvas, data)
+        self._image_memo = (key, _rgb_element(tf.dynspread(image, threshold=0.6, max_px=3), canvas))
+        return self._image_memo[1]
+
+    def _highlight_image(self, version: int = 0, x_range=None, y_range=None, width=None, height=None,
+                         scale=None) -> hv.RGB:
+        """The selected rows, datashaded dark over the map (nothing to draw: an empty image)."""
+        import datashader as ds
+        import datashader.transfer_functions as tf
+
+        canvas = self._canvas(x_range, y_range, width, height, scale)
+        frame, rows = self.store.frame, self.store.selected_rows()
+        if not len(rows):
+            return _rgb_element(None, canvas)
+        data = pd.DataFrame({"x": frame["x"].to_numpy()[rows], "y": frame["y"].to_numpy()[rows]}, copy=False)
+        image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap="#111111", min_alpha=255)
+        return _rgb_element(tf.dynspread(image, threshold=0.9, max_px=2), canvas)
 
     def _similar(self, rows: np.ndarray) -> hv.Points:
         frame = self.store.frame
@@ -308,24 +477,21 @@ class ScatterView(pn.viewable.Viewer):
 
         store = self.store
         tools = ["box_select", "lasso_select"]
-        base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version))
-        highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
         focus = hv.DynamicMap(pn.bind(self._focus, focus=store.param.focus))
         similar = hv.DynamicMap(pn.bind(self._similar, rows=store.param.similar))
         by_outlier = self.color_by == "outlier score"
         if self.rasterized:
-            import datashader as ds
-            from holoviews.operation.datashader import datashade, dynspread
-
-            if by_outlier:
-                shaded = datashade(base, aggregator=ds.mean("outlier_score"), cmap=OUTLIER_CMAP, min_alpha=90)
-            else:
-                shaded = datashade(base, aggregator=ds.count_cat("label"), color_key=store.param.colors, min_alpha=90)
-            shown = dynspread(shaded, threshold=0.6, max_px=3).opts(tools=tools)
-            marked = dynspread(
-                datashade(highlight, cmap=["#111111"], min_alpha=255), threshold=0.9, max_px=2,
-            )
+            # one datashader pass per zoom, straight to an RGB image: no per-label cube, no
+            # chain of HoloViews operations (see _map_image); a few images and markers need no
+            # WebGL context (costly to make, above all without a GPU): a 2D canvas draws them
+            shown = hv.DynamicMap(pn.bind(self._map_image, version=self.param.frame_version),
+                                  streams=[self.ranges, hv.streams.PlotSize()]).opts(
+                tools=tools, backend_opts={"plot.output_backend": "canvas"}, backend="bokeh")
+            marked = hv.DynamicMap(pn.bind(self._highlight_image, version=self.param.selection_version),
+                                   streams=[hv.streams.RangeXY(), hv.streams.PlotSize()])
         else:
+            base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version))
+            highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
             shown = base.opts(
                 color="outlier_score" if by_outlier else "color", cmap=OUTLIER_CMAP, clim=(0, 1),
                 colorbar=by_outlier, size=self.point_size, line_color="white", line_width=0.3,
@@ -918,7 +1084,7 @@ class Dashboard(pn.viewable.Viewer):
         return [
             *pipeline,
             pn.pane.Markdown("### Labels"), self.tools,
-            pn.pane.Markdown("### Explore"), self.explore,
+            _on_demand("Explore", self.explore),
             pn.pane.Markdown("### Download"), self.downloads,
         ]
 

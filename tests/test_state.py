@@ -360,3 +360,16 @@ def test_split_selection_separates_two_blobs_and_undoes():
     assert len(set(labels[: n // 2]) - {"birds"}) == 1 and set(labels[: n // 2]) != set(labels[n // 2:])
     store.undo()
     assert set(store.frame.label) == {"birds"}
+
+
+def test_first_min_per_code_matches_groupby_idxmin():
+    from bulk_panel.state import _first_min_per_code
+
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 7, 5_000)
+    values = rng.integers(0, 50, 5_000).astype(float)  # ties: the first row of the minimum wins
+    expected = pd.Series(values).groupby(codes).idxmin().to_numpy()
+    assert np.array_equal(_first_min_per_code(values, codes, 7), expected)
+    values[codes == 3] = np.nan  # all NaN: the code's first row; a code with no rows: -1
+    best = _first_min_per_code(values, codes, 8)
+    assert best[3] == np.flatnonzero(codes == 3)[0] and best[7] == -1

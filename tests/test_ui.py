@@ -282,3 +282,18 @@ def test_more_like_this_and_cluster_gallery_in_the_browser(served):
     assert page.locator("figure").count() == 6  # every label's images: 4 cats + 2 of the other
     assert not dialogs
     page.close()
+
+
+def test_explore_section_is_made_when_opened(served):
+    """The sidebar's Explore tools are not in the first page; opening the section draws them and
+    'Show outliers' selects the top outlier scores plus the noise."""
+    url, made, browser = served
+    page = _open(browser, url + "synthetic")
+    store = made["synthetic"][-1].store
+    assert page.get_by_role("button", name="Show outliers").count() == 0
+    page.get_by_text("Explore", exact=True).first.click()
+    page.get_by_role("button", name="Show outliers").click()
+    expected = len(np.union1d(np.argsort(-store.frame["outlier_score"].to_numpy())[:40],
+                              np.flatnonzero(store.frame["cluster"].to_numpy() < 0)))
+    assert _wait(lambda: len(store.selection) == expected > 0)
+    page.close()

@@ -56,6 +56,35 @@ def test_map_streams_select_in_data_space(store):
         assert len(store.selection) == len(f)
 
 
+def test_datashaded_map_mixes_label_colours_as_count_cat_does(store):
+    """The datashaded map (a count and three colour sums per pixel) draws what datashader's
+    count_cat + shade draws, zooms with its range stream, and shows the selection on top."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+    import holoviews as hv
+
+    view = ScatterView(store=store, rasterize_above=10)
+    pn.panel(view).get_root()
+    codes, names = store.label_codes()
+    frame = pd.DataFrame({"x": store.frame.x, "y": store.frame.y,
+                          "label": pd.Categorical.from_codes(codes, categories=list(names))})
+    x_range, y_range = (float(frame.x.min()), float(frame.x.quantile(0.8))), (float(frame.y.min()), float(frame.y.max()))
+    canvas = ds.Canvas(plot_width=120, plot_height=90, x_range=x_range, y_range=y_range)
+    expected = tf.dynspread(tf.shade(canvas.points(frame, "x", "y", ds.count_cat("label")), color_key=store.colors,
+                                     min_alpha=90), threshold=0.6, max_px=3)
+    image = view._map_image(view.frame_version, x_range=x_range, y_range=y_range, width=120, height=90)
+    assert isinstance(image, hv.RGB) and image.bounds.lbrt() == (x_range[0], y_range[0], x_range[1], y_range[1])
+    got = np.ascontiguousarray(image.data[::-1]).view(np.uint32)[..., 0]
+    drawn = (expected.data >> 24) > 0
+    assert drawn.sum() > 100 and np.array_equal(got[drawn], expected.data[drawn]) and not got[~drawn].any()
+
+    view.ranges.event(x_range=x_range, y_range=y_range)  # a zoom: the map's own stream
+    assert view._image_memo[0][2] == x_range
+    assert not view._highlight_image(view.selection_version).data[..., 3].any()  # nothing selected
+    store.select_box(x_range[0], y_range[0], x_range[1], y_range[1])
+    assert view._highlight_image(view.selection_version, x_range=x_range, y_range=y_range).data[..., 3].any()
+
+
 def test_summary_click_selects_label_and_tools_relabel(store):
     summary = LabelSummary(store=store)
     assert list(summary.table.value["label"]) == store.sorted_labels(store.frame)
@@ -327,3 +356,11 @@ def test_more_like_this_duplicates_gallery_and_outliers_views():
     assert "outlier_score" in points.vdims[0].name or "outlier_score" in [d.name for d in points.vdims]
     dash.explore._split()  # whatever it finds, it reports in one line
     assert store.message
+
+
+def test_warm_datashader_compiles_once_per_process_in_the_background():
+    from bulk_panel.views import warm_datashader
+
+    thread = warm_datashader()
+    thread.join(timeout=120)
+    assert not thread.is_alive() and warm_datashader() is thread  # one thread per process, finished

@@ -32,6 +32,7 @@ SMALL_DATA = 4096  # below this the spectral start is cheap (auto init)
 #: images, where pynndescent takes 0.1 s.
 SMALL_KNN = 256
 TRANSFORM_EPOCHS = 200
+PROJECT_ROWS = 65_536  # rows normalised and projected at a time
 PCA_POWER = 3  # randomized SVD power iterations (sklearn's "auto" is 7): plenty for a UMAP input
 NUMBA_PACKAGES = ("umap",)  # pynndescent marks its own cacheable functions
 
@@ -155,24 +156,36 @@ class Projector(param.Parameterized):
         "the clustering space's first two principal components (computed first)",
     )
 
-    def _reduce(self, x: np.ndarray) -> np.ndarray:
+    def _reduce(self, embeddings: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings, through a PCA fitted here when ``pca_dims`` asks for one."""
         self.pca_ = None
-        if self.pca_dims and x.shape[1] > self.pca_dims and len(x) > self.pca_dims:
-            from sklearn.decomposition import PCA
+        embeddings = np.asarray(embeddings)
+        n, dims = embeddings.shape
+        if not (self.pca_dims and dims > self.pca_dims and n > self.pca_dims):
+            return l2_normalise(embeddings)
+        from sklearn.decomposition import PCA
 
-            self.pca_ = PCA(n_components=self.pca_dims, random_state=self.seed, iterated_power=PCA_POWER)
-            rows = self.pca_fit_rows
-            if rows and len(x) > max(rows, self.pca_dims):
-                sample = np.random.default_rng(self.seed).choice(len(x), rows, replace=False)
-                self.pca_.fit(x[np.sort(sample)])
-            else:
-                self.pca_.fit(x)
-            x = self.pca_.transform(x)
-        return x.astype(np.float32)
+        self.pca_ = PCA(n_components=self.pca_dims, random_state=self.seed, iterated_power=PCA_POWER)
+        rows = self.pca_fit_rows
+        if rows and n > max(rows, self.pca_dims):
+            sample = np.sort(np.random.default_rng(self.seed).choice(n, rows, replace=False))
+            self.pca_.fit(l2_normalise(embeddings[sample]))
+        else:
+            self.pca_.fit(l2_normalise(embeddings))
+        return self._project(embeddings)
+
+    def _project(self, embeddings: np.ndarray) -> np.ndarray:
+        """Normalise and PCA-project ``embeddings`` a block of rows at a time: no full-size
+        normalised or centred copy (for 1M × 1280 vectors each would be another 5 GB)."""
+        out = np.empty((len(embeddings), self.pca_.n_components_), np.float32)
+        for start in range(0, len(embeddings), PROJECT_ROWS):
+            block = l2_normalise(embeddings[start : start + PROJECT_ROWS])
+            out[start : start + len(block)] = self.pca_.transform(block)
+        return out
 
     def fit(self, embeddings: np.ndarray) -> "Projector":
         """Compute the 2-D map and the clustering space of ``embeddings``."""
-        x = self._reduce(l2_normalise(embeddings))
+        x = self._reduce(embeddings)
         n = len(x)
         k = min(self.n_neighbors, n - 1)
         self.reducer_ = self.cluster_reducer_ = None
@@ -235,12 +248,11 @@ class Projector(param.Parameterized):
         the fitted points keep their coordinates). Returns ``(xy, cluster_space)``."""
         if getattr(self, "reducer_", None) is None:
             raise ValueError("this Projector has no fitted UMAP to place new points with; fit it first")
-        x = l2_normalise(embeddings)
+        x = np.asarray(embeddings)
         if not len(x):
             space_dims = self.cluster_reducer_.n_components
             return np.zeros((0, 2), np.float32), np.zeros((0, space_dims), np.float32)
-        if self.pca_ is not None:
-            x = self.pca_.transform(x)
+        x = self._project(x) if self.pca_ is not None else l2_normalise(x)
         x = np.ascontiguousarray(x, dtype=np.float32)
         _import_umap()
         with warnings.catch_warnings():
