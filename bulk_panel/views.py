@@ -266,7 +266,7 @@ def warm_datashader() -> threading.Thread:
         frame = pd.DataFrame({"x": xy, "y": xy, "r": rgb, "g": rgb, "b": rgb, "outlier_score": xy})
         tf.dynspread(shade_labels(canvas, frame), threshold=0.6, max_px=3)
         shade_scores(canvas, frame)
-        tf.shade(canvas.points(frame, "x", "y", ds.count()), cmap="#111111", min_alpha=255)
+        tf.shade(canvas.points(frame, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
 
     thread = threading.Thread(target=run, name="bulk_panel-warm-datashader", daemon=True)
     thread.start()
@@ -449,7 +449,9 @@ class ScatterView(pn.viewable.Viewer):
         if not len(rows):
             return _rgb_element(None, canvas)
         data = pd.DataFrame({"x": frame["x"].to_numpy()[rows], "y": frame["y"].to_numpy()[rows]}, copy=False)
-        image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap="#111111", min_alpha=255)
+        # a list: datashader 0.19 with a one-colour string and min_alpha=255 makes every pixel
+        # opaque, empty ones too (the map disappeared under the selection)
+        image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
         return _rgb_element(tf.dynspread(image, threshold=0.9, max_px=2), canvas)
 
     def _similar(self, rows: np.ndarray) -> hv.Points:

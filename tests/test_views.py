@@ -81,8 +81,18 @@ def test_datashaded_map_mixes_label_colours_as_count_cat_does(store):
     view.ranges.event(x_range=x_range, y_range=y_range)  # a zoom: the map's own stream
     assert view._image_memo[0][2] == x_range
     assert not view._highlight_image(view.selection_version).data[..., 3].any()  # nothing selected
-    store.select_box(x_range[0], y_range[0], x_range[1], y_range[1])
-    assert view._highlight_image(view.selection_version, x_range=x_range, y_range=y_range).data[..., 3].any()
+    store.select_box(x_range[0], y_range[0], x_range[1], y_range[1] - 0.5 * (y_range[1] - y_range[0]))
+    alpha = view._highlight_image(view.selection_version, x_range=x_range, y_range=y_range, width=120,
+                                  height=90).data[::-1, :, 3]  # bottom row first, as the canvas counts
+    assert alpha.any()
+    # only where selected points are (dynspread may add up to 2 px): the rest of the map stays visible
+    selected = store.frame.iloc[store.selected_rows()]
+    counts = canvas.points(selected, "x", "y", ds.count()).data
+    near = np.zeros_like(counts, dtype=bool)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            near |= np.roll(np.roll(counts > 0, dy, axis=0), dx, axis=1)
+    assert not alpha[~near].any() and (~near).sum() > 1000
 
 
 def test_summary_click_selects_label_and_tools_relabel(store):
