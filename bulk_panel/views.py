@@ -251,6 +251,18 @@ def shade_scores(canvas, data: pd.DataFrame):
     return tf.shade(canvas.points(data, "x", "y", ds.mean("outlier_score")), cmap=OUTLIER_CMAP, min_alpha=90)
 
 
+def shade_selection(canvas, data: pd.DataFrame):
+    """The selected points (``data``: x, y) drawn dark and opaque, spread a little; transparent
+    elsewhere, so the map shows around them."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+
+    # a list: datashader 0.19 with a one-colour string and min_alpha=255 makes every pixel
+    # opaque, empty ones too (the map disappeared under the selection)
+    image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
+    return tf.dynspread(image, threshold=0.9, max_px=2)
+
+
 @functools.lru_cache(maxsize=1)
 def warm_datashader() -> threading.Thread:
     """Compile datashader's kernels for the map once per process, in a background thread, so that
@@ -266,7 +278,7 @@ def warm_datashader() -> threading.Thread:
         frame = pd.DataFrame({"x": xy, "y": xy, "r": rgb, "g": rgb, "b": rgb, "outlier_score": xy})
         tf.dynspread(shade_labels(canvas, frame), threshold=0.6, max_px=3)
         shade_scores(canvas, frame)
-        tf.shade(canvas.points(frame, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
+        shade_selection(canvas, frame)
 
     thread = threading.Thread(target=run, name="bulk_panel-warm-datashader", daemon=True)
     thread.start()
@@ -441,18 +453,12 @@ class ScatterView(pn.viewable.Viewer):
     def _highlight_image(self, version: int = 0, x_range=None, y_range=None, width=None, height=None,
                          scale=None) -> hv.RGB:
         """The selected rows, datashaded dark over the map (nothing to draw: an empty image)."""
-        import datashader as ds
-        import datashader.transfer_functions as tf
-
         canvas = self._canvas(x_range, y_range, width, height, scale)
         frame, rows = self.store.frame, self.store.selected_rows()
         if not len(rows):
             return _rgb_element(None, canvas)
         data = pd.DataFrame({"x": frame["x"].to_numpy()[rows], "y": frame["y"].to_numpy()[rows]}, copy=False)
-        # a list: datashader 0.19 with a one-colour string and min_alpha=255 makes every pixel
-        # opaque, empty ones too (the map disappeared under the selection)
-        image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
-        return _rgb_element(tf.dynspread(image, threshold=0.9, max_px=2), canvas)
+        return _rgb_element(shade_selection(canvas, data), canvas)
 
     def _similar(self, rows: np.ndarray) -> hv.Points:
         frame = self.store.frame
