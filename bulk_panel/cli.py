@@ -179,7 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     target = Path(args.target)
     images = target.is_dir() and not is_results_folder(target)  # else a results file or folder of parts
     if not images:
-        load_results(target)  # fail here, with a one-line message, rather than in every session
+        load_results(target, lazy=True)  # fail here, with a one-line message, rather than in every session
     import panel as pn
 
     from .session import allowed_roots, session_page

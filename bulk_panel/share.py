@@ -83,9 +83,10 @@ def write_bundle(
         raise ShareError(f"max points must be at least 1, not {max_points}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    full = results.frame
-    frame = full.iloc[_sample_rows(len(full), max_points, seed)].reset_index(drop=True)
-    frame[RECORD_COLUMNS].to_csv(folder / POINTS_FILE, index=False, compression={"method": "gzip", "mtime": 0})
+    total = len(results.frame)
+    # the sampled rows only (a lazy results folder reads their paths and hashes, nothing more)
+    frame = results.take(_sample_rows(total, max_points, seed), RECORD_COLUMNS).reset_index(drop=True)
+    frame.to_csv(folder / POINTS_FILE, index=False, compression={"method": "gzip", "mtime": 0})
     made = 0
     with zipfile.ZipFile(folder / THUMBS_FILE, "w", compression=zipfile.ZIP_STORED) as zf:
         if thumb_size > 0 and results.image_root is not None:
@@ -102,7 +103,7 @@ def write_bundle(
     meta = {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
         "source": source or (results.path.name if results.path is not None else "results"),
-        "rows_total": len(full), "rows_shown": len(frame), "sample_seed": seed if len(frame) < len(full) else None,
+        "rows_total": total, "rows_shown": len(frame), "sample_seed": seed if len(frame) < total else None,
         "thumb_size": thumb_size, "thumbnails": made, "model": results.meta.get("model"),
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -178,7 +179,7 @@ def build_site(
     from .static_app import BUNDLE_DIR
 
     if not isinstance(results, Results):
-        results = load_results(results)
+        results = load_results(results, lazy=True)  # a folder: only the shared rows' paths are read
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bulk_panel_share_") as tmp:
@@ -228,7 +229,7 @@ def cmd_share(args: argparse.Namespace) -> int:
     ResultsError (the CLI prints it); a failed build prints one line and gives 1."""
     from .static_app import describe
 
-    results = load_results(args.results)
+    results = load_results(args.results, lazy=True)
     try:
         meta = build_site(results, args.output, max_points=args.max_points, seed=args.seed,
                           thumb_size=args.thumb_size, cache_dir=args.cache_dir)

@@ -6,6 +6,7 @@ No Panel import: the views read it and write the user's intent back into it.
 >>> store = ResultsStore.from_path("results.parquet")
 >>> store.select_box(-1, -1, 1, 1)       # rows whose (x, y) lie in the box
 >>> store.selected_frame                 # the table's rows
+>>> store.values("path", store.selected_rows())   # in memory, or read from a folder's parts
 >>> store.relabel("cats"); store.undo(); store.redo()
 >>> store.save_labels()                  # back into the results file, atomically
 """
@@ -171,8 +172,9 @@ class ResultsStore(param.Parameterized):
 
     @classmethod
     def from_path(cls, path: str | Path, **params) -> "ResultsStore":
-        """A store on the results file at ``path`` (raises ResultsError naming the file)."""
-        return cls(results=load_results(path), **params)
+        """A store on the results file (or folder) at ``path`` (raises ResultsError naming the
+        file). A folder of parts keeps its text columns on disk (``load_results(lazy=True)``)."""
+        return cls(results=load_results(path, lazy=True), **params)
 
     # ---------------------------------------------------------------------------------
     # frame and colours
@@ -219,6 +221,34 @@ class ResultsStore(param.Parameterized):
     @property
     def n_rows(self) -> int:
         return 0 if self.frame is None else len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every row column: the frame's, plus those the results keep on disk, in the file's order."""
+        results = self.results
+        if results is None or not results.on_disk:
+            return list(self.frame.columns)
+        ordered = [c for c in results.columns if c in self.frame.columns or c in results.on_disk]
+        return ordered + [c for c in self.frame.columns if c not in ordered]
+
+    def rows_frame(self, rows: Optional[Sequence[int]] = None, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
+        """The rows at positions ``rows`` (default: all; any order, repeats kept) with ``columns``
+        (default: :attr:`columns`) and the current labels, index = row positions. Columns the
+        results keep on disk are read for these rows only.
+
+        >>> store.rows_frame(store.selected_rows(), ["path", "label"])
+        """
+        columns = self.columns if columns is None else list(columns)
+        if self.results is None or not self.results.on_disk:
+            return (self.frame if rows is None else self.frame.iloc[np.asarray(rows, dtype=np.int64)])[columns]
+        return self.results.take(rows, columns, frame=self.frame)
+
+    def values(self, name: str, rows: Optional[Sequence[int]] = None) -> np.ndarray:
+        """One column's values at positions ``rows`` (default: all), wherever the column lives.
+
+        >>> store.values("content_hash", [3, 1])
+        """
+        return self.rows_frame(rows, [name])[name].to_numpy()
 
     # ---------------------------------------------------------------------------------
     # selection
@@ -278,7 +308,7 @@ class ResultsStore(param.Parameterized):
         """Build the lookups a first selection or hover needs (file names, label codes, the
         nearest-point index) ahead of time; safe to call from a worker thread."""
         if self.n_rows:
-            self.file_names()
+            self.file_names([0])  # every name, when the paths are in memory
             self.label_codes()
             self.nearest(float(self.frame["x"].iloc[0]), float(self.frame["y"].iloc[0]))
 
@@ -352,20 +382,26 @@ class ResultsStore(param.Parameterized):
         if self.frame is None:
             return pd.DataFrame()
         rows = self.selected_rows()[: self.table_limit]
-        names = self.file_names().iloc[rows].to_numpy() if len(rows) else np.empty(0, dtype=object)
-        return self.frame.iloc[rows].assign(name=names)
+        frame = self.rows_frame(rows)
+        names = self.file_names(rows) if "path" in self.frame else _base_names(frame["path"])
+        return frame.assign(name=names)
 
-    def file_names(self) -> pd.Series:
-        """Each row's file name (the path's last part), computed once per loaded results.
+    def file_names(self, rows: Optional[Sequence[int]] = None) -> np.ndarray:
+        """The file names (each path's last part) of the rows at positions ``rows`` (default: all).
 
-        >>> store.file_names().iloc[0]
-        'tom.jpg'
+        Paths in memory: every name is made once per loaded results. Paths on disk (a lazy
+        folder): the names of these rows only, from their paths.
+
+        >>> store.file_names([0])
+        array(['tom.jpg'], dtype=object)
         """
+        if "path" not in self.frame:
+            return _base_names(self.values("path", rows))
         key = (id(self.results), len(self.frame))  # paths change only with new results
         if self._names is None or self._names[0] != key:
-            paths = self.frame["path"].astype(str)
-            self._names = (key, paths.str.replace(r"^.*/", "", regex=True).reset_index(drop=True))
-        return self._names[1]
+            self._names = (key, _base_names(self.frame["path"]))
+        names = self._names[1]
+        return names if rows is None else names[np.asarray(rows, dtype=np.int64)]
 
     def _representativeness(self) -> np.ndarray:
         """Per row, smaller = more representative of its label: highest membership probability
@@ -385,7 +421,7 @@ class ResultsStore(param.Parameterized):
         counts = np.bincount(codes, minlength=len(names))
         probability = np.bincount(codes, weights=frame["probability"].to_numpy(dtype=float), minlength=len(names))
         best = _first_min_per_code(self._representativeness(), codes, len(names))
-        hashes = frame["content_hash"].to_numpy()[best] if "content_hash" in frame else np.full(len(names), "")
+        hashes = self.values("content_hash", best) if "content_hash" in self.columns else np.full(len(names), "")
         summary = pd.DataFrame({
             "label": names, "color": [self.colors.get(label, "#000000") for label in names], "count": counts,
             "share": counts / len(frame), "mean_probability": probability / counts, "representative": best,
@@ -540,7 +576,7 @@ class ResultsStore(param.Parameterized):
             return 0
         rows, sims = index.query(int(row), k=self.similar_k if k is None else int(k))
         self.param.update(similar=np.asarray(rows, dtype=np.int64), similar_scores=np.asarray(sims, dtype=float))
-        name = self.file_names().iloc[row]
+        name = self.file_names([row])[0]
         self.message = f"{len(rows)} images most like {name!r}."
         return len(rows)
 
@@ -597,12 +633,14 @@ class ResultsStore(param.Parameterized):
         threshold = self.duplicate_threshold if threshold is None else float(threshold)
         key = (id(self.results), threshold)
         if self._duplicates is None or self._duplicates[0] != key:
+            # the columns duplicate_groups reads (a lazy folder's text columns: read for this, then let go)
+            frame = self.rows_frame(None, [c for c in ("path", "content_hash", "width", "height") if c in self.columns])
             if self.results is None or not self.n_rows:
-                groups = duplicate_groups(self.frame, None, None)
+                groups = duplicate_groups(frame, None, None)
             else:
                 index = self.neighbour_index()
                 vectors = index.embeddings if index is not None else None
-                groups = duplicate_groups(self.frame, vectors, threshold if vectors is not None else None, index=index)
+                groups = duplicate_groups(frame, vectors, threshold if vectors is not None else None, index=index)
             self._duplicates = (key, groups)
         groups = self._duplicates[1]
         return groups.assign(label=self.frame["label"].to_numpy()[groups["row"].to_numpy(dtype=np.int64)])
@@ -663,8 +701,8 @@ class ResultsStore(param.Parameterized):
 
     def export_frame(self, scope: str = "selection") -> pd.DataFrame:
         """The rows to export: ``'selection'`` (the table's rows) or ``'all'``."""
-        frame = self.frame if scope == "all" else self.frame.iloc[self.selected_rows()]
-        return frame[[c for c in self.EXPORT_COLUMNS if c in frame]].reset_index(drop=True)
+        rows = None if scope == "all" else self.selected_rows()
+        return self.rows_frame(rows, [c for c in self.EXPORT_COLUMNS if c in self.columns]).reset_index(drop=True)
 
     def to_csv_bytes(self, scope: str = "selection") -> io.BytesIO:
         """CSV of the rows (``scope`` as in :meth:`export_frame`) as a file object."""
@@ -682,7 +720,7 @@ class ResultsStore(param.Parameterized):
     def zip_source(self) -> tuple[pd.DataFrame, Optional[Path]]:
         """The selected rows (path, label) and the image folder: what a zip of the selection holds."""
         root = self.results.image_root if self.results is not None else None
-        return self.frame.iloc[self.selected_rows()][["path", "label"]], root
+        return self.rows_frame(self.selected_rows(), ["path", "label"]), root
 
     def to_zip_file(self, max_memory: Optional[int] = None) -> IO[bytes]:
         """A zip of the selected images laid out ``label/filename``, as a file object at 0.
@@ -734,10 +772,19 @@ def _shared_index(path: str, mtime_ns: int, size: int):
     from .compute.results import load_results
     from .compute.similar import NeighbourIndex
 
-    vectors = load_results(path).embeddings
+    vectors = load_results(path, lazy=True).embeddings
     if vectors is None:
         raise ValueError(f"{path}: no embeddings")
     return NeighbourIndex(vectors)
+
+
+def _base_names(paths) -> np.ndarray:
+    """Each path's last part (after the last '/'), as an object array of str.
+
+    >>> _base_names(["cats/tom.jpg"])
+    array(['tom.jpg'], dtype=object)
+    """
+    return pd.Series(paths, dtype="str").str.replace(r"^.*/", "", regex=True).to_numpy()
 
 
 def _clean_label(text: str) -> str:

@@ -7,7 +7,8 @@
 Thumbnails reach the browser through ``ROUTES`` (``/thumbs/<content hash>.jpg``), which serves
 only images registered from loaded results: ``panel serve app.py --plugins bulk_panel.views``
 or ``pn.serve(..., extra_patterns=ROUTES)``. Without the route (a notebook) the table inlines
-the thumbnails of a small selection as ``data:`` URIs.
+the thumbnails of a small selection as ``data:`` URIs. The shared cache allows the images of
+the rows a view shows, as it shows them (:func:`shown_hashes`).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ except ImportError:  # the shared static page (Pyodide has no tornado): no serve
     HTTPError, RequestHandler = LookupError, object
 
 from .compute.results import Results, load_results
+from .compute.images import resolve_inside
 from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache, iter_image_zip
 from .run_controls import PipelineControls
 from .runner import PipelineRunner
@@ -43,8 +45,8 @@ from .state import NOISE_COLOR, ResultsStore
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
     "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView", "SelectionTable", "SimilarGallery",
-    "ThumbnailHandler", "ZipExportHandler", "figures_html", "thumb_cells", "shared_exports", "shared_results",
-    "shared_thumbnails", "text_pane", "thumb_sources",
+    "ShownThumbnails", "ThumbnailHandler", "ZipExportHandler", "figures_html", "thumb_cells", "shared_exports",
+    "shared_results", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_sources",
 ]
 
 THUMBS_URL = "/thumbs/"
@@ -53,9 +55,90 @@ EXPORTS_URL = "/exports/"
 _SIZES = {"thumb": THUMB_SIZE, "preview": PREVIEW_SIZE}
 
 
+class ShownThumbnails(ThumbnailCache):
+    """A :class:`ThumbnailCache` that also serves the images views have shown from results
+    whose paths stay on disk: :meth:`allow` notes (content hash → image folder, path) for the
+    rows shown, a dict entry each (the newest ``limit`` kept), and a hash is checked against
+    its folder (:func:`~bulk_panel.compute.images.resolve_inside`) and registered only when a
+    thumbnail of it is asked for. A table of 50,000 rows so costs milliseconds, not a second.
+
+    >>> thumbs = ShownThumbnails(); thumbs.allow("/photos", ["0f…"], ["cats/tom.jpg"])
+    >>> thumbs.get("0f…")   # resolved and made on first ask
+    """
+
+    def __init__(self, cache_dir: Optional[str | Path] = None, limit: int = 200_000):
+        super().__init__(cache_dir)
+        self.limit = int(limit)
+        self._shown: "dict[str, tuple[Path, str]]" = {}
+
+    def allow(self, image_root: Optional[str | Path], hashes, paths) -> None:
+        """Allow the images at ``paths`` (relative to ``image_root``), keyed by ``hashes``."""
+        if image_root is None:
+            return
+        root = Path(image_root)
+        with self._lock:
+            for digest, rel in zip(hashes, paths):
+                if isinstance(digest, str) and digest not in self._sources and HASH_PATTERN.fullmatch(digest):
+                    self._shown.pop(digest, None)
+                    self._shown[digest] = (root, rel)  # newest last
+            while len(self._shown) > self.limit:
+                del self._shown[next(iter(self._shown))]
+
+    def _resolve(self, digest) -> None:
+        with self._lock:
+            shown = self._shown.pop(digest, None) if isinstance(digest, str) else None
+        if shown is not None:
+            source = resolve_inside(*shown)  # a crafted results file reaches nothing outside
+            if source is not None:
+                with self._lock:
+                    self._sources.setdefault(digest, Path(source))
+
+    def __contains__(self, digest: str) -> bool:
+        self._resolve(digest)
+        return super().__contains__(digest)
+
+    def source(self, digest: str) -> Optional[Path]:
+        self._resolve(digest)
+        return super().source(digest)
+
+    def get(self, digest: str, size: int = THUMB_SIZE) -> Optional[bytes]:
+        self._resolve(digest)
+        return super().get(digest, size)
+
+
 def shared_thumbnails() -> ThumbnailCache:
     """The process-wide thumbnail cache (immutable per hash, shared by all sessions)."""
-    return pn.state.as_cached("bulk_panel.thumbnails", ThumbnailCache)
+    return pn.state.as_cached("bulk_panel.thumbnails", ShownThumbnails)
+
+
+def shown_hashes(store: ResultsStore, rows, thumbnails: Optional[ThumbnailCache],
+                 frame: Optional[pd.DataFrame] = None) -> np.ndarray:
+    """The content hashes of the rows at positions ``rows`` ('' without the column), for
+    :func:`thumb_sources` / :func:`thumb_cells`; ``frame``: those rows, already read.
+
+    With the shared cache (:class:`ShownThumbnails`), the images of exactly these rows are
+    allowed here, so the thumbnail route and the previews serve what the page shows, and
+    nothing else (checking every image of 1M results on load took ~20 s). A plain cache with
+    results in memory registered every image on load (:class:`Dashboard`); with results whose
+    paths stay on disk it registers these rows now.
+
+    >>> thumb_sources(shown_hashes(store, rows, thumbs), THUMBS_URL, thumbs)
+    """
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if "content_hash" not in store.columns:
+        return np.full(len(rows), "", dtype=object)
+    results = store.results
+    if (thumbnails is None or results is None or results.image_root is None
+            or (not results.on_disk and not isinstance(thumbnails, ShownThumbnails))):  # registered on load
+        return frame["content_hash"].to_numpy() if frame is not None else store.values("content_hash", rows)
+    if frame is None:
+        frame = store.rows_frame(rows, ["path", "content_hash"])
+    hashes, paths = frame["content_hash"].to_numpy(), frame["path"].to_numpy()
+    if isinstance(thumbnails, ShownThumbnails):
+        thumbnails.allow(results.image_root, hashes, paths)
+    else:  # a plain cache (a test's, a notebook's): checked now, row by row
+        thumbnails.register(results.image_root, pd.DataFrame({"content_hash": hashes, "path": paths}))
+    return hashes
 
 
 def shared_results(path: str | Path) -> Results:
@@ -64,6 +147,7 @@ def shared_results(path: str | Path) -> Results:
     Sessions on the same file share this object and never change it: each
     :class:`~bulk_panel.state.ResultsStore` works on its own copy and a save writes a new
     file version (a new key), so a second session at 1M points does not read the file again.
+    A folder of parts opens lazily (its text columns stay on disk, read for the rows shown).
 
     >>> store = ResultsStore(results=shared_results("results.parquet"))
     """
@@ -71,9 +155,9 @@ def shared_results(path: str | Path) -> Results:
     try:
         stat = os.stat(path)
     except OSError:
-        return load_results(path)  # raises ResultsError naming the file
+        return load_results(path, lazy=True)  # raises ResultsError naming the file
     key = f"bulk_panel.results:{path}:{stat.st_mtime_ns}:{stat.st_size}"
-    return pn.state.as_cached(key, load_results, path=path)
+    return pn.state.as_cached(key, load_results, path=path, lazy=True)
 
 
 class ThumbnailHandler(RequestHandler):
@@ -392,7 +476,7 @@ class ScatterView(pn.viewable.Viewer):
         })
         if self.color_by == "outlier score":
             data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
-        data["name"] = self.store.file_names().to_numpy()
+        data["name"] = self.store.file_names()
         data["color"] = frame["label"].map(colors).to_numpy()
         return hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
 
@@ -567,7 +651,7 @@ class SelectionTable(pn.viewable.Viewer):
     def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         if frame is None or "path" not in frame:
             return pd.DataFrame({c: [] for c in self.COLUMNS})
-        hashes = frame["content_hash"].tolist() if "content_hash" in frame else [""] * len(frame)
+        hashes = shown_hashes(self.store, frame.index, self.thumbnails, frame=frame)
         thumbs = thumb_cells(hashes, self.thumbnails_url, self.thumbnails, limit=self.inline_limit)
         return frame.assign(thumb=thumbs)[self.COLUMNS]
 
@@ -616,7 +700,8 @@ class LabelSummary(pn.viewable.Viewer):
         self.table.on_click(self._on_click)
 
     def _rows(self, summary: pd.DataFrame) -> pd.DataFrame:
-        thumbs = thumb_cells(summary["content_hash"].fillna("").tolist(), self.thumbnails_url, self.thumbnails)
+        hashes = shown_hashes(self.store, summary["representative"], self.thumbnails)  # allowed, when on disk
+        thumbs = thumb_cells(pd.Series(hashes, dtype=object).fillna("").tolist(), self.thumbnails_url, self.thumbnails)
         return summary.assign(share=100 * summary["share"], thumb=thumbs)[self.COLUMNS]
 
     def _on_click(self, event) -> None:
@@ -783,14 +868,14 @@ class HoverPreview(pn.viewable.Viewer):
         frame = self.store.frame
         if hover is None or self.thumbnails is None or frame is None or not 0 <= hover < len(frame):
             return None
-        return self.thumbnails.get(frame["content_hash"].iloc[hover] if "content_hash" in frame else "")
+        return self.thumbnails.get(shown_hashes(self.store, [hover], self.thumbnails)[0])
 
     def _caption(self, hover: Optional[int]) -> str:
         frame = self.store.frame
         if hover is None or frame is None or not 0 <= hover < len(frame):
             return "Point at the map to preview an image."
-        row = frame.iloc[hover]
-        return f"{str(row['path']).rsplit('/', 1)[-1]}\n{row['label']}"
+        path = str(self.store.values("path", [hover])[0])
+        return f"{path.rsplit('/', 1)[-1]}\n{frame['label'].iloc[hover]}"
 
     def __panel__(self):
         hover = self.store.param.hover
@@ -835,10 +920,11 @@ class SimilarGallery(pn.viewable.Viewer):
         if frame is None or not len(similar):
             return "<p style='color:#777'>Click an image (a table row), then <b>More like this</b>.</p>"
         rows = [r for r in [store.focus] if r is not None] + [int(r) for r in similar]
-        names, labels = store.file_names().to_numpy(), frame["label"].to_numpy()
-        srcs = thumb_sources(frame["content_hash"].to_numpy()[rows], self.thumbnails_url, self.thumbnails)
+        names, labels = store.file_names(rows), frame["label"].to_numpy()[rows]
+        srcs = thumb_sources(shown_hashes(store, rows, self.thumbnails), self.thumbnails_url, self.thumbnails)
         captions = (["this image"] if store.focus is not None else []) + [f"{s:.3f}" for s in scores]
-        return figures_html([(src, cap, f"{names[r]} · {labels[r]}") for src, cap, r in zip(srcs, captions, rows)])
+        items = zip(srcs, captions, names, labels)
+        return figures_html([(src, cap, f"{name} · {label}") for src, cap, name, label in items])
 
     def __panel__(self):
         return pn.Column(
@@ -868,14 +954,17 @@ class ClusterGallery(pn.viewable.Viewer):
         if not len(gallery):
             return "<p style='color:#777'>No images.</p>"
         counts = frame["label"].value_counts()
-        names, hashes = store.file_names().to_numpy(), frame["content_hash"].to_numpy()
+        shown = gallery[gallery["label"].isin(gallery["label"].unique()[: self.max_labels])]
+        rows = shown["row"].to_numpy(dtype=np.int64)  # every image shown, read in one go
+        names = dict(zip(rows.tolist(), store.file_names(rows)))
+        hashes = dict(zip(rows.tolist(), shown_hashes(store, rows, self.thumbnails)))
         parts = []
         for number, (label, group) in enumerate(gallery.groupby("label", sort=False)):
             if number >= self.max_labels:
                 parts.append(f"<p>… and {gallery['label'].nunique() - self.max_labels} more labels.</p>")
                 break
-            rows = group["row"].to_numpy()
-            srcs = thumb_sources(hashes[rows], self.thumbnails_url, self.thumbnails)
+            rows = group["row"].tolist()
+            srcs = thumb_sources([hashes[r] for r in rows], self.thumbnails_url, self.thumbnails)
             color = html.escape(store.colors.get(label, "#000000"))
             parts.append(
                 f'<div style="margin:6px 0"><span style="display:inline-block;width:12px;height:12px;'
@@ -927,10 +1016,9 @@ class DuplicatesView(pn.viewable.Viewer):
         store = self.store
         store.message = "Looking for duplicates…"
         groups = await asyncio.to_thread(store.duplicates)
-        names = store.file_names().to_numpy()
         rows = groups["row"].to_numpy(dtype=np.int64)
-        thumbs = thumb_cells(store.frame["content_hash"].to_numpy()[rows], self.thumbnails_url, self.thumbnails)
-        self.table.value = groups.assign(name=names[rows], thumb=thumbs)[self.COLUMNS]
+        thumbs = thumb_cells(shown_hashes(store, rows, self.thumbnails), self.thumbnails_url, self.thumbnails)
+        self.table.value = groups.assign(name=store.file_names(rows), thumb=thumbs)[self.COLUMNS]
         store.message = (f"{groups['group'].nunique():,} groups, {int((~groups['keep']).sum()):,} images to drop "
                          f"(threshold {store.duplicate_threshold:.2f}).")
 
@@ -940,7 +1028,7 @@ class DuplicatesView(pn.viewable.Viewer):
 
     def _csv(self) -> io.BytesIO:
         value = self.table.value
-        paths = self.store.frame["path"].to_numpy()[value["row"].to_numpy(dtype=np.int64)] if len(value) else []
+        paths = self.store.values("path", value["row"].to_numpy(dtype=np.int64)) if len(value) else []
         out = value.assign(path=paths, action=np.where(value["keep"].astype(bool), "keep", "drop"))
         columns = ["group", "path", "label", "kind", "similarity", "action"]
         return io.BytesIO(out[columns].to_csv(index=False).encode("utf-8"))
@@ -992,8 +1080,10 @@ class ImagePreview(pn.viewable.Viewer):
     def _image(self, focus: Optional[int], frame: pd.DataFrame):
         if focus is None or frame is None or not 0 <= focus < len(frame):
             return text_pane("Click a row of the table to see the image.", styles={"color": "#777"})
-        row = frame.iloc[focus]
-        jpeg = self.thumbnails.get(row.get("content_hash", ""), PREVIEW_SIZE) if self.thumbnails else None
+        shown = self.store.rows_frame([focus])
+        row = shown.iloc[0]
+        jpeg = (self.thumbnails.get(shown_hashes(self.store, [focus], self.thumbnails, frame=shown)[0], PREVIEW_SIZE)
+                if self.thumbnails else None)
         caption = text_pane(f"{row['path']}\n{row['label']} · p={row['probability']:.2f}",
                               styles={"white-space": "pre-wrap", "font-size": "12px"})
         if jpeg is None:
@@ -1077,7 +1167,8 @@ class Dashboard(pn.viewable.Viewer):
 
     def _register(self, *events) -> None:
         results = self.store.results
-        if results is not None:
+        # the shared cache, or paths on disk: the views allow the images they show, as they show them
+        if results is not None and not results.on_disk and not isinstance(self.thumbnails, ShownThumbnails):
             self.thumbnails.register(results.image_root, results.frame)
 
     @staticmethod
