@@ -41,3 +41,13 @@ def test_maps_above_the_small_set_limit_use_a_neighbour_index_and_place_new_poin
     assert proj.cluster_space_ is proj.xy_  # one layout: the map is the clustering space
     xy, space = proj.transform(x[-20:])
     assert xy.shape == (20, 2) and np.isfinite(xy).all() and space is xy
+
+
+def test_negative_sampling_settings_reach_umap_and_change_the_layout():
+    x = blobs(n=300)
+    default = Projector(pca_dims=16, map_epochs=30).fit(x)
+    assert default.reducer_.negative_sample_rate == default.negative_sample_rate
+    assert default.reducer_.repulsion_strength == default.repulsion_strength
+    weaker = Projector(pca_dims=16, map_epochs=30, repulsion_strength=1.0).fit(x)
+    assert weaker.reducer_.repulsion_strength == 1.0
+    assert not np.allclose(default.xy_, weaker.xy_)  # the weight is used, not only stored

@@ -16,17 +16,18 @@ from .cluster import Clusterer
 from .project import Projector
 
 #: the seed app (bulk-image-clustering): 2-D UMAP with correlation, HDBSCAN mcs 8 / ms 5, and
-#: umap-learn's defaults for the rest (its epochs, 5 negative samples, spectral start)
+#: umap-learn's defaults for the rest (its epochs, 5 negative samples of weight 1, spectral start)
 SEED_RECIPE = {
     "projector": {"cluster_dims": 2, "metric": "correlation", "min_dist": 0.01, "n_neighbors": 15, "pca_dims": 0,
-                  "map_epochs": None, "negative_sample_rate": 5, "init": "spectral"},
+                  "map_epochs": None, "negative_sample_rate": 5, "repulsion_strength": 1.0,
+                  "init": "spectral"},
     "clusterer": {"min_cluster_size": 8, "min_samples": 5},
 }
 DEFAULT_RECIPE: dict = {"projector": {}, "clusterer": {}}
 #: bulk_panel's defaults before the one-layout recipe: a 10-D clustering space, then the map
 PREVIOUS_RECIPE = {
     "projector": {"cluster_dims": 10, "min_dist": 0.1, "map_epochs": 150, "negative_sample_rate": 5,
-                  "init": "spectral", "pca_fit_rows": None},
+                  "repulsion_strength": 1.0, "init": "spectral", "pca_fit_rows": None},
     "clusterer": {},
 }
 RECIPES = {"bulk_panel": DEFAULT_RECIPE, "seed": SEED_RECIPE}
