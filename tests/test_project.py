@@ -43,11 +43,13 @@ def test_maps_above_the_small_set_limit_use_a_neighbour_index_and_place_new_poin
     assert xy.shape == (20, 2) and np.isfinite(xy).all() and space is xy
 
 
-def test_negative_sampling_settings_reach_umap_and_change_the_layout():
+def test_negative_sampling_settings_reach_umap_and_change_the_layout(monkeypatch):
     x = blobs(n=300)
-    default = Projector(pca_dims=16, map_epochs=30).fit(x)
-    assert default.reducer_.negative_sample_rate == default.negative_sample_rate
-    assert default.reducer_.repulsion_strength == default.repulsion_strength
-    weaker = Projector(pca_dims=16, map_epochs=30, repulsion_strength=1.0).fit(x)
+    small = Projector(pca_dims=16, map_epochs=30).fit(x)  # auto, below SMALL_DATA: umap-like
+    assert (small.reducer_.negative_sample_rate, small.reducer_.repulsion_strength) == (2, 1.0)
+    monkeypatch.setattr(project, "SMALL_DATA", 100)  # auto, from SMALL_DATA up: a stronger push
+    large = Projector(pca_dims=16, map_epochs=30, init="pca").fit(x)
+    assert (large.reducer_.negative_sample_rate, large.reducer_.repulsion_strength) == (3, 1.5)
+    weaker = Projector(pca_dims=16, map_epochs=30, init="pca", repulsion_strength=1.0).fit(x)
     assert weaker.reducer_.repulsion_strength == 1.0
-    assert not np.allclose(default.xy_, weaker.xy_)  # the weight is used, not only stored
+    assert not np.allclose(large.xy_, weaker.xy_)  # the weight is used, not only stored

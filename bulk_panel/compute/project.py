@@ -8,7 +8,7 @@
 
 The defaults were measured against the seed app's recipe on Fashion-MNIST (README,
 Performance): PCA fitted on a sample, one neighbour graph, one 2-D layout started from the
-principal components, 100 epochs, 3 negative samples of weight 1.5. With ``cluster_dims > 2``
+principal components, 100 epochs, above 4,096 points 3 negative samples of weight 1.5. With ``cluster_dims > 2``
 both UMAP runs share the neighbour graph. umap-learn and numba are imported lazily.
 
 >>> xy, space = projector.transform(more_embeddings)   # new points into the fitted map;
@@ -136,15 +136,16 @@ class Projector(param.Parameterized):
         doc="UMAP optimisation epochs of the 2-D map (empty = umap-learn's: 500 up to 10k points, 200 above)",
     )
     negative_sample_rate = param.Integer(
-        default=3, bounds=(1, 20),
-        doc="UMAP negative samples per positive one, each epoch (umap-learn's default is 5); the "
-        "layout's cost grows with it",
+        default=None, allow_None=True, bounds=(1, 20),
+        doc="UMAP negative samples per positive one, each epoch (umap-learn's default is 5; the "
+        f"layout's cost grows with it); empty = auto: 2 below {SMALL_DATA:,} points, 3 from there",
     )
     repulsion_strength = param.Number(
-        default=1.5, bounds=(0.0, None),
-        doc="weight of each negative sample (umap-learn's default is 1): 3 samples of weight 1.5 push "
-        "groups apart about as much as umap-learn's 5 of weight 1, for 3/5 of the cost; with 2 of "
-        "weight 1, Fashion-MNIST's groups stayed merged (60k ARI 0.29 vs 0.41)",
+        default=None, allow_None=True, bounds=(0.0, None),
+        doc="weight of each negative sample (umap-learn's default is 1); empty = auto: 1 below "
+        f"{SMALL_DATA:,} points, 1.5 from there. 3 samples of weight 1.5 push groups apart about as "
+        "much as umap-learn's 5 of weight 1, for 3/5 of the cost; with 2 of weight 1, Fashion-MNIST "
+        "60k's groups stayed merged (ARI 0.29 vs 0.39); small maps place new points better with 2 of 1",
     )
     init = param.Selector(
         default="auto", objects=["auto", "pca", "spectral"],
@@ -215,8 +216,9 @@ class Projector(param.Parameterized):
                 n_neighbors=k,
                 min_dist=min_dist,
                 n_epochs=epochs,
-                negative_sample_rate=self.negative_sample_rate,
-                repulsion_strength=self.repulsion_strength,
+                negative_sample_rate=self.negative_sample_rate or (2 if n < SMALL_DATA else 3),
+                repulsion_strength=(1.0 if n < SMALL_DATA else 1.5) if self.repulsion_strength is None
+                else self.repulsion_strength,
                 metric=self.metric,
                 random_state=self.seed,
                 precomputed_knn=knn,
