@@ -176,6 +176,18 @@ def test_clusterer_predict_joins_near_points_and_leaves_far_ones_as_noise():
     assert labels[2] == -1 and probabilities[2] == 0 and scores[2] > 0.9
     assert (probabilities[:2] > 0).all()
 
+    # the limit is each cluster's birth distance in HDBSCAN's tree (the blobs, 6 apart, split
+    # near 4.4), not its members' largest core distance (< 0.9): a point 1.5 out of the first
+    # blob still joins it, as HDBSCAN's approximate_predict would have it
+    first = clusterer.labels_[np.argmin(np.linalg.norm(blobs, axis=1))]
+    births = clusterer.birth_distances_
+    assert len(births) == 3 and (births > 3).all() and (births < 6).all()
+    assert clusterer.predict(np.array([[-1.5, 0.0, 0.0]]))[0][0] == first
+    saved = [clusterer.points_, clusterer.labels_, clusterer.probabilities_, clusterer.outlier_scores_, 10]
+    assert Clusterer().restore(*saved, births).predict(np.array([[-1.5, 0.0, 0.0]]))[0][0] == first
+    # a map saved without them (an older file) keeps the stricter rule
+    assert Clusterer().restore(*saved).predict(np.array([[-1.5, 0.0, 0.0]]))[0][0] == -1
+
 
 def test_projector_transform_needs_a_fit():
     with pytest.raises(ValueError, match="fit it first"):

@@ -66,6 +66,7 @@ class Clusterer(param.Parameterized):
         mcs = self.min_cluster_size or auto_min_cluster_size(n)
         self.min_cluster_size_ = mcs
         self.points_ = np.asarray(points, dtype=np.float32)
+        self.birth_distances_ = np.zeros(0)
         if n < max(mcs, 2):
             self.labels_ = np.full(n, NOISE, np.int64)
             self.probabilities_ = np.zeros(n, np.float32)
@@ -84,13 +85,18 @@ class Clusterer(param.Parameterized):
             core_dist_n_jobs=1 if self.points_.shape[1] <= 2 and n <= 100_000 else -1,
         ).fit(np.asarray(points, dtype=np.float64))
         self.labels_ = model.labels_.astype(np.int64)
+        self.birth_distances_ = birth_distances(model.condensed_tree_._raw_tree, self.labels_)
         self.probabilities_ = np.nan_to_num(model.probabilities_).astype(np.float32)
         # GLOSH is undefined (NaN) for points whose neighbourhood is all duplicates
         self.outlier_scores_ = np.nan_to_num(model.outlier_scores_, nan=0.0).astype(np.float32)
         return self
 
-    def restore(self, points, labels, probabilities, outlier_scores, min_cluster_size: int) -> "Clusterer":
-        """Take back an earlier fit (its points and results, e.g. read from disk) for :meth:`predict`."""
+    def restore(self, points, labels, probabilities, outlier_scores, min_cluster_size: int,
+                birth_distances=None) -> "Clusterer":
+        """Take back an earlier fit (its points and results, e.g. read from disk) for :meth:`predict`;
+        without ``birth_distances`` (a map saved before they were kept), :meth:`predict` uses the
+        clusters' largest core distances instead."""
+        self.birth_distances_ = None if birth_distances is None else np.asarray(birth_distances, dtype=float)
         self.points_ = np.asarray(points, dtype=np.float32)
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.probabilities_ = np.asarray(probabilities, dtype=np.float32)
@@ -104,9 +110,10 @@ class Clusterer(param.Parameterized):
 
         Each new point attaches to the fitted point among its ``min_samples`` nearest with the
         smallest reachability distance (max of the distance and that point's core distance),
-        and takes that point's cluster, membership and outlier score — unless that distance
-        exceeds every core distance in the cluster (the point is farther out than any member
-        is from its neighbours): then it is noise, with outlier score ``1 - core / distance``
+        and takes that point's cluster, membership and outlier score — unless that distance is
+        at least the cluster's birth distance (the mutual-reachability distance at which it
+        split from its parent in HDBSCAN's condensed tree: the point would join only after the
+        cluster stopped existing): then it is noise, with outlier score ``1 - core / distance``
         as GLOSH measures it. Returns ``(labels, probabilities, outlier_scores)``.
         """
         points = np.asarray(points, dtype=np.float32)
@@ -124,9 +131,14 @@ class Clusterer(param.Parameterized):
         rows = np.arange(m)
         nearest, reach = near[rows, best], reach[rows, best]
         labels = self.labels_[nearest]
-        reach_limit = np.zeros(int(self.labels_.max()) + 2)
-        np.maximum.at(reach_limit, self.labels_ + 1, core)  # per cluster (slot 0: noise)
-        inside = (labels != NOISE) & (reach <= reach_limit[labels + 1])
+        reach_limit = np.zeros(int(self.labels_.max()) + 2)  # per cluster (slot 0: noise)
+        births = getattr(self, "birth_distances_", None)
+        if births is not None and len(births) == len(reach_limit) - 1:
+            reach_limit[1:] = births
+            inside = (labels != NOISE) & (reach < reach_limit[labels + 1])
+        else:  # no tree kept: the cluster's largest core distance, a stricter limit
+            np.maximum.at(reach_limit, self.labels_ + 1, core)
+            inside = (labels != NOISE) & (reach <= reach_limit[labels + 1])
         glosh = 1.0 - core[nearest] / np.maximum(reach, 1e-12)
         return (
             np.where(inside, labels, NOISE).astype(np.int64),
@@ -137,3 +149,33 @@ class Clusterer(param.Parameterized):
     def label_names(self) -> list[str]:
         """Readable initial labels: 'cluster 3', 'noise'."""
         return [cluster_label(c) for c in self.labels_]
+
+
+def birth_distances(tree: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per cluster label 0…k-1, the distance at which the cluster was born: 1 / λ of the
+    condensed-tree edge into its node (``inf`` for the root). The node of a label is the
+    lowest common ancestor of the nodes its points fall out of (node ids grow away from the
+    root, so the largest id is replaced by its parent until one remains).
+
+    ``tree``: HDBSCAN's ``condensed_tree_._raw_tree`` (parent, child, lambda_val, child_size).
+
+    >>> birth_distances(model.condensed_tree_._raw_tree, model.labels_)
+    """
+    n_labels = int(labels.max()) + 1 if len(labels) else 0
+    out = np.full(n_labels, np.inf)
+    if not n_labels:
+        return out
+    parent_of = dict(zip(tree["child"].tolist(), tree["parent"].tolist()))
+    lambda_of = dict(zip(tree["child"].tolist(), tree["lambda_val"].tolist()))
+    points = tree[tree["child_size"] == 1]
+    fell_from = dict(zip(points["child"].tolist(), points["parent"].tolist()))
+    for label in range(n_labels):
+        nodes = {fell_from[i] for i in np.flatnonzero(labels == label).tolist() if i in fell_from}
+        while len(nodes) > 1:
+            top = max(nodes)
+            nodes.discard(top)
+            nodes.add(parent_of[top])
+        if nodes:
+            birth = lambda_of.get(nodes.pop(), 0.0)
+            out[label] = 1.0 / birth if birth > 0 else np.inf
+    return out

@@ -214,7 +214,8 @@ class Pipeline(param.Parameterized):
                 return
             index, new = placed["index"], placed["new"]
             clu = self.clusterer.restore(state["cluster_space"], state["labels"], state["probabilities"],
-                                         state["outlier_scores"], state["min_cluster_size"])
+                                         state["outlier_scores"], state["min_cluster_size"],
+                                         state.get("birth_distances"))
             added = clu.predict(self.projector.cluster_space_[new])
             clu.labels_, clu.probabilities_, clu.outlier_scores_ = (
                 _keep_and_add(old, index, new, a)
@@ -290,6 +291,7 @@ class Pipeline(param.Parameterized):
             "xy": proj.xy_, "cluster_space": proj.cluster_space_, "labels": clu.labels_,
             "probabilities": clu.probabilities_, "outlier_scores": clu.outlier_scores_,
             "min_cluster_size": int(clu.min_cluster_size_),
+            "birth_distances": getattr(clu, "birth_distances_", None),
             "fitted_on": int(info["fitted_on"]), "placed": int(info.get("placed", 0)),
         }
         try:
