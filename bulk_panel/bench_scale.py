@@ -51,8 +51,13 @@ def jittered(embeddings: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -
     nn = NearestNeighbors(n_neighbors=2).fit(sample).kneighbors(sample)[0][:, 1]
     sigma = 0.5 * float(np.median(nn)) / np.sqrt(embeddings.shape[1])
     extra = rng.integers(0, len(embeddings), n - len(embeddings))
-    copies = embeddings[extra] + rng.normal(0, sigma, (len(extra), embeddings.shape[1])).astype(np.float32)
-    return np.concatenate([embeddings, copies]), np.concatenate([truth, truth[extra]])
+    out = np.empty((n, embeddings.shape[1]), dtype=np.float32)
+    out[: len(embeddings)] = embeddings
+    for start in range(0, len(extra), 65_536):  # float32 noise, a block at a time (1M × 1280 in float64: 10 GB)
+        block = extra[start:start + 65_536]
+        noise = rng.standard_normal((len(block), embeddings.shape[1]), dtype=np.float32)
+        out[len(embeddings) + start:len(embeddings) + start + len(block)] = embeddings[block] + sigma * noise
+    return out, np.concatenate([truth, truth[extra]])
 
 
 def map_and_clusters(embeddings: np.ndarray, truth: np.ndarray, sizes=(10_000, 100_000), orders: int = 1) -> list[dict]:
