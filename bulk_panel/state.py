@@ -228,8 +228,7 @@ class ResultsStore(param.Parameterized):
         results = self.results
         if results is None or not results.on_disk:
             return list(self.frame.columns)
-        ordered = [c for c in results.columns if c in self.frame.columns or c in results.on_disk]
-        return ordered + [c for c in self.frame.columns if c not in ordered]
+        return results.columns + [c for c in self.frame.columns if c not in results.columns]
 
     def rows_frame(self, rows: Optional[Sequence[int]] = None, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
         """The rows at positions ``rows`` (default: all; any order, repeats kept) with ``columns``

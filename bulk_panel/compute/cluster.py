@@ -168,14 +168,19 @@ def birth_distances(tree: np.ndarray, labels: np.ndarray) -> np.ndarray:
     parent_of = dict(zip(tree["child"].tolist(), tree["parent"].tolist()))
     lambda_of = dict(zip(tree["child"].tolist(), tree["lambda_val"].tolist()))
     points = tree[tree["child_size"] == 1]
-    fell_from = dict(zip(points["child"].tolist(), points["parent"].tolist()))
-    for label in range(n_labels):
-        nodes = {fell_from[i] for i in np.flatnonzero(labels == label).tolist() if i in fell_from}
+    fell_from = np.full(len(labels), -1, dtype=np.int64)
+    fell_from[points["child"]] = points["parent"]
+    # each label's distinct nodes from one sort of (label, node) pairs, not one pass per label
+    kept = labels >= 0
+    pairs = np.unique(np.stack([labels[kept], fell_from[kept]]), axis=1)
+    pairs = pairs[:, pairs[1] >= 0]
+    starts = np.flatnonzero(np.r_[True, pairs[0, 1:] != pairs[0, :-1]]) if pairs.shape[1] else np.zeros(0, int)
+    for label, group in zip(pairs[0, starts].tolist(), np.split(pairs[1], starts[1:])):
+        nodes = set(group.tolist())
         while len(nodes) > 1:
             top = max(nodes)
             nodes.discard(top)
             nodes.add(parent_of[top])
-        if nodes:
-            birth = lambda_of.get(nodes.pop(), 0.0)
-            out[label] = 1.0 / birth if birth > 0 else np.inf
+        birth = lambda_of.get(nodes.pop(), 0.0)
+        out[label] = 1.0 / birth if birth > 0 else np.inf
     return out

@@ -8,8 +8,9 @@
 
 The defaults were measured against the seed app's recipe on Fashion-MNIST (README,
 Performance): PCA fitted on a sample, one neighbour graph, one 2-D layout started from the
-principal components, 100 epochs, above 4,096 points 3 negative samples of weight 1.5. With ``cluster_dims > 2``
-both UMAP runs share the neighbour graph. umap-learn and numba are imported lazily.
+principal components, 100 epochs, and from 4,096 points up 3 negative samples of weight 1.5.
+With ``cluster_dims > 2`` both UMAP runs share the neighbour graph. umap-learn and numba are
+imported lazily.
 
 >>> xy, space = projector.transform(more_embeddings)   # new points into the fitted map;
 ...                                                     # the fitted points do not move
@@ -208,6 +209,10 @@ class Projector(param.Parameterized):
                 x, k, self.metric, {}, False, np.random.RandomState(self.seed), n_jobs=-1
             )
 
+        small = n < SMALL_DATA  # the auto settings below
+        negatives = self.negative_sample_rate or (2 if small else 3)
+        repulsion = (1.0 if small else 1.5) if self.repulsion_strength is None else self.repulsion_strength
+
         def umap(dims: int, min_dist: float, epochs: Optional[int], init) -> "UMAP":
             if isinstance(init, str) and n <= 4 * dims:
                 init = "random"  # too few points for a spectral or PCA start
@@ -216,9 +221,8 @@ class Projector(param.Parameterized):
                 n_neighbors=k,
                 min_dist=min_dist,
                 n_epochs=epochs,
-                negative_sample_rate=self.negative_sample_rate or (2 if n < SMALL_DATA else 3),
-                repulsion_strength=(1.0 if n < SMALL_DATA else 1.5) if self.repulsion_strength is None
-                else self.repulsion_strength,
+                negative_sample_rate=negatives,
+                repulsion_strength=repulsion,
                 metric=self.metric,
                 random_state=self.seed,
                 precomputed_knn=knn,
@@ -228,7 +232,7 @@ class Projector(param.Parameterized):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*n_jobs.*")
             warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
-            init = self.init if self.init != "auto" else "spectral" if n < SMALL_DATA else "pca"
+            init = self.init if self.init != "auto" else "spectral" if small else "pca"
             if self.cluster_dims != 2:
                 # tight packing (min_dist 0) suits density-based clustering
                 self.cluster_reducer_ = umap(self.cluster_dims, 0.0, self.cluster_epochs, init)
