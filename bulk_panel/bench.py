@@ -7,7 +7,7 @@ writes ``bench.md`` and ``bench.json``. Rows (each a ratio, since this machine's
 speed varies):
 
 1. embedding, per folder and backend: the embed stage's images/s (fresh cache: read, hash,
-   decode, transform in DataLoader workers, forward, cache shards, file index) ÷ the bare
+   decode, transform (between forward passes on the CPU), forward, cache shards, file index) ÷ the bare
    forward of the same engine on the same images already decoded and transformed (measured
    before and after; their mean);
 2. backend: ONNX Runtime vs PyTorch bare forward on the same tensors (speed ratio, max abs
@@ -184,7 +184,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="only rows 1-2 (embedding, backend) or only row 3 (map + clusters)")
     parser.add_argument("--limit", type=int, default=512, metavar="N", help="images per folder for row 1 (default: 512)")
     parser.add_argument("--backends", default="auto,torch", help="backends for row 1, comma-separated (default: auto,torch)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (CPU) or DataLoader processes (GPU)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no log lines")
     parser.add_argument("--scale", action="store_true",

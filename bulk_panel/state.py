@@ -783,7 +783,8 @@ def _base_names(paths) -> np.ndarray:
     >>> _base_names(["cats/tom.jpg"])
     array(['tom.jpg'], dtype=object)
     """
-    return pd.Series(paths, dtype="str").str.replace(r"^.*/", "", regex=True).to_numpy()
+    # (?s): a name may hold a newline, and the hover caption (rsplit) cuts at the last '/' too
+    return pd.Series(paths, dtype="str").str.replace(r"(?s)^.*/", "", regex=True).to_numpy()
 
 
 def _clean_label(text: str) -> str:

@@ -80,7 +80,25 @@ def test_split_preprocessing_equals_the_timm_transform_bit_for_bit(embedder, pho
     images = [read_image(f)[0] for f in files]
     crops = torch.stack([lm.preprocess.image(im) for im in images])
     assert crops.dtype == torch.uint8 and crops.shape == (5, 224, 224, 3)
-    assert torch.equal(lm.preprocess.normalise(crops), torch.stack([lm.transform(im) for im in images]))
+    expected = torch.stack([lm.transform(im) for im in images])
+    for channels_last in (True, False):  # PyTorch's layout, ONNX Runtime's
+        batch = lm.preprocess.normalise(crops, channels_last=channels_last)
+        assert torch.equal(batch, expected)
+        assert batch.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert torch.equal(lm.preprocess._normalise_torch(crops, "cpu"), expected)  # the GPU's ops
+
+
+def test_grey_images_resized_as_one_band_give_the_same_tensor(embedder):
+    """A grey image stays one band through the resize (half the work): the very tensor of its
+    RGB copy, at sizes that upscale, downscale and pad nothing."""
+    pre = embedder.loaded().preprocess
+    assert pre.takes_grey
+    rng = np.random.default_rng(3)
+    for width, height in [(28, 28), (300, 100), (97, 301), (640, 480), (256, 256)]:
+        grey = Image.fromarray(rng.integers(0, 256, (height, width), dtype=np.uint8))
+        one_band = pre.image(grey)
+        assert one_band.shape == (224, 224, 3)
+        assert torch.equal(one_band, pre.image(grey.convert("RGB")))
 
 
 def test_unknown_model_names_close_matches():
@@ -119,3 +137,21 @@ def test_weights_file_for_another_model_is_refused(tmp_path):
         load_model("tf_efficientnet_lite0", str(path))
     with pytest.raises(EmbedError, match="weights file not found"):
         load_model("tf_efficientnet_lite0", str(tmp_path / "missing.pth"))
+
+
+def test_decoding_threads_and_processes_give_the_same_batches(embedder, tmp_path):
+    """The CPU path (threads between forward passes) and the GPU path (DataLoader processes
+    beside them, run here on the CPU) hand the forward pass the same rows and tensors."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    files = [str(f) for f in sorted(DEMO.rglob("*.png"))[:37]]
+    files.insert(5, str(broken))
+    dataset = embedder._dataset(files)
+    threaded = list(embedder._batches_between_forwards(dataset, 2))
+    processes = list(embedder._batches_alongside_forwards(dataset, 2, pin_memory=False))
+    assert [len(rows) for rows, _ in threaded] == [16, 16, 6]  # the fixture's batch size
+    assert len(threaded) == len(processes)
+    for (rows_t, tensors_t), (rows_p, tensors_p) in zip(threaded, processes):
+        assert rows_t == rows_p
+        assert torch.equal(tensors_t, tensors_p)
+    assert threaded[0][0][5][5] and not threaded[0][0][5][4]  # the broken file: a reason, no tensor

@@ -205,6 +205,43 @@ def test_in_memory_modes(mode, value, expected):
     assert all(abs(a - b) <= 1 for a, b in zip(rgb.getpixel((0, 0)), expected))
 
 
+def _grey_cases():
+    rng = np.random.default_rng(5)
+    grey = rng.integers(0, 256, (9, 7), dtype=np.uint8)
+    la = Image.merge("LA", (Image.fromarray(grey), Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8))))
+    return {
+        "L png": encode(Image.fromarray(grey), "PNG"),
+        "L jpeg": encode(Image.fromarray(grey), "JPEG", quality=90),
+        "1 png": encode(Image.fromarray(grey > 128), "PNG"),
+        "LA png": encode(la, "PNG"),
+        "16-bit png": encode(Image.fromarray(grey.astype(np.uint16) * 257), "PNG"),
+        "float tiff": encode(Image.fromarray(grey.astype(np.float32) / 7), "TIFF"),
+        "16-bit with transparent value": png_bytes(2, 1, 16, 0, b"\x00" + struct.pack(">HH", 1000, 2000))[:33]
+        + png_chunk(b"tRNS", struct.pack(">H", 1000))
+        + png_bytes(2, 1, 16, 0, b"\x00" + struct.pack(">HH", 1000, 2000))[33:],
+    }
+
+
+@pytest.mark.parametrize("case", list(_grey_cases()))
+def test_grey_decoding_keeps_one_band_with_the_same_values(case):
+    """``grey=True`` (what the embedder asks for): a greyscale image stays L, and its band is
+    exactly each band of the RGB decode (composited onto white the same way)."""
+    data = _grey_cases()[case]
+    rgb, size = decode_image(data)
+    grey, grey_size = decode_image(data, grey=True)
+    assert grey.mode == "L" and type(grey) is Image.Image and grey_size == size
+    assert np.array_equal(np.asarray(rgb), np.repeat(np.asarray(grey)[:, :, None], 3, axis=2))
+
+
+def test_grey_decoding_leaves_colour_and_keyed_grey_as_rgb():
+    colour = encode(Image.fromarray(upright_array(8, 6)), "PNG")
+    keyed = encode(Image.new("L", (2, 2), 7), "PNG", transparency=7)
+    for data in (colour, keyed):
+        grey, _ = decode_image(data, grey=True)
+        assert_rgb(grey)
+        assert np.array_equal(np.asarray(grey), np.asarray(decode_image(data)[0]))
+
+
 def test_cmyk_jpeg_close_to_rgb_twin():
     twin = Image.fromarray(upright_array(64, 48))
     data = encode(twin.convert("CMYK"), "JPEG", quality=95)

@@ -373,3 +373,10 @@ def test_first_min_per_code_matches_groupby_idxmin():
     values[codes == 3] = np.nan  # all NaN: the code's first row; a code with no rows: -1
     best = _first_min_per_code(values, codes, 8)
     assert best[3] == np.flatnonzero(codes == 3)[0] and best[7] == -1
+
+
+def test_file_names_cut_at_the_last_slash_even_across_newlines():
+    """The table's file name and the map's hover caption agree for hostile names."""
+    paths = ["a/b.png", "top.png", "odd\nfolder/x\ny.png", "c/d/\n.png"]
+    store = ResultsStore(results=synthetic_results(n=4, paths=paths))
+    assert list(store.file_names()) == [p.rsplit("/", 1)[-1] for p in paths]

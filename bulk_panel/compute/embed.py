@@ -121,9 +121,16 @@ def load_weights_file(model, path: Path) -> None:
 
 class Preprocess:
     """timm's eval transform in two halves with the same result, bit for bit:
-    :meth:`image` (PIL resize and crop → uint8 CHW tensor; in the DataLoader workers) and
-    :meth:`normalise` (float, scale, mean/std: one vectorised op per batch, on the GPU when
-    there is one). A transform not shaped ``PIL ops, ToTensor, Normalize`` runs whole per image.
+    :meth:`image` (PIL resize and crop → uint8 HWC tensor; in the decoding threads or processes) and
+    :meth:`normalise` (float, scale, mean/std for a whole batch: on the CPU one table lookup
+    per value, on a GPU vectorised ops there). A transform not shaped ``PIL ops, ToTensor,
+    Normalize`` runs whole per image.
+
+    Where the PIL ops are the usual ``Resize, CenterCrop`` (which treat every band alike), a
+    greyscale image (``takes_grey``: :func:`decode_image` with ``grey=True``) is resized as one
+    band, then copied into three: half the work, the same values. (Resizing just the box the
+    crop keeps would save another 20-40%, but PIL rounds a box's corners to float32, which
+    moves pixels of fine detail by up to 24 levels.)
 
     >>> pre = Preprocess(lm.transform); pre.normalise(torch.stack([pre.image(rgb)]))
     """
@@ -132,36 +139,68 @@ class Preprocess:
         import torch
 
         self.transform = transform
+        self.takes_grey = False
         steps = list(getattr(transform, "transforms", []))
         kinds = [type(t).__name__ for t in steps]
-        self.pil_ops = self.mean = self.std = None
+        self.pil_ops = self.mean = self.std = self.lut = None
         if kinds[-2:] == ["MaybeToTensor", "Normalize"] or kinds[-2:] == ["ToTensor", "Normalize"]:
             if not {"ToTensor", "MaybeToTensor", "Normalize"} & set(kinds[:-2]):
                 self.pil_ops = steps[:-2]
                 self.mean = torch.as_tensor(steps[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
                 self.std = torch.as_tensor(steps[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
+                # every uint8 value of every channel through the very ops of _normalise_torch
+                channels = max(3, self.mean.shape[1])  # decoded images are RGB; a 1-value mean broadcasts
+                levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).expand(1, 1, 256, channels)
+                self.lut = self._normalise_torch(levels.contiguous(), "cpu")[0, :, 0, :].numpy().copy()  # C x 256
+                # Resize and CenterCrop (pads with 0) filter each band alike: grey can stay one band
+                self.takes_grey = kinds[:-2] == ["Resize", "CenterCrop"] and channels == 3
+        self.same_channels = self.lut is not None and bool((self.lut == self.lut[:1]).all())
 
     def image(self, image):
-        """One decoded RGB PIL image → uint8 HWC tensor, as PIL lays it out (float CHW for an
-        unsplit transform)."""
+        """One decoded PIL image (RGB, or L where :attr:`takes_grey`) → uint8 HWC tensor, as
+        PIL lays it out (float CHW for an unsplit transform)."""
         import torch
 
         if self.pil_ops is None:
             return self.transform(image)
         for op in self.pil_ops:
             image = op(image)
-        return torch.from_numpy(np.array(image, np.uint8, copy=True))
+        pixels = np.asarray(image, np.uint8)
+        if pixels.ndim == 2:  # a grey image, resized as one band
+            return torch.from_numpy(np.repeat(pixels[:, :, None], 3, axis=2))
+        return torch.from_numpy(np.array(pixels, copy=True))
 
-    def normalise(self, batch, device: str = "cpu"):
-        """A stacked batch from :meth:`image` → the model's float NCHW input on ``device``, in
-        channels_last memory order (no transposing copy; what PyTorch runs fastest on the CPU)."""
+    def _normalise_torch(self, batch, device: str):
+        import torch
+
+        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)  # as torchvision's to_tensor
+        return x.sub_(self.mean.to(device)).div_(self.std.to(device))  # then Normalize
+
+    def normalise(self, batch, device: str = "cpu", channels_last: bool = True):
+        """A stacked batch from :meth:`image` → the model's float NCHW input on ``device``.
+
+        On the CPU ``channels_last`` gives NHWC memory (what PyTorch runs fastest), else
+        contiguous NCHW (what ONNX Runtime takes without a copy)."""
         import torch
 
         batch = batch.to(device, non_blocking=device.startswith("cuda"))  # pinned by the DataLoader
         if batch.dtype != torch.uint8:
             return batch
-        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)  # as torchvision's to_tensor
-        return x.sub_(self.mean.to(device)).div_(self.std.to(device))  # then Normalize
+        if device != "cpu" or self.lut is None:
+            return self._normalise_torch(batch, device)
+        pixels = batch.numpy()
+        if channels_last:
+            if self.same_channels:  # one gather of every value at once
+                return torch.from_numpy(self.lut[0][pixels]).permute(0, 3, 1, 2)
+            out = np.empty(pixels.shape, np.float32)
+            for c, table in enumerate(self.lut):
+                out[..., c] = table[pixels[..., c]]
+            return torch.from_numpy(out).permute(0, 3, 1, 2)
+        planes = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # uint8: a quarter of the bytes
+        out = np.empty(planes.shape, np.float32)
+        for c, table in enumerate(self.lut):
+            out[:, c] = table[planes[:, c]]
+        return torch.from_numpy(out)
 
     def __call__(self, image):
         """The whole transform of one image (float CHW), as ``transform(image)`` gives it."""
@@ -306,13 +345,14 @@ HALF_TOLERANCE = 1e-2  # float16 allowed when max abs diff ≤ this × the large
 class _ImageFiles:
     """A map-style dataset: index → (index, hash, width, height, tensor or None, error or None).
 
-    Runs in DataLoader worker processes: reads the bytes once, hashes them, and decodes only
+    Runs in decoding threads or DataLoader processes: reads the bytes once, hashes them, and decodes only
     when the hash is not cached already (a renamed file costs a read, not a forward pass).
     """
 
-    def __init__(self, files: Sequence[str], transform, known: frozenset, draft_size: int, max_pixels: int):
+    def __init__(self, files: Sequence[str], preprocess: Preprocess, known: frozenset, draft_size: int, max_pixels: int):
         self.files = files
-        self.transform = transform  # Preprocess.image: uint8 tensors (a quarter of the bytes to pass)
+        self.transform = preprocess.image  # uint8 tensors (a quarter of the bytes to pass)
+        self.grey = preprocess.takes_grey
         self.known = known
         self.draft_size = draft_size
         self.max_pixels = max_pixels
@@ -332,7 +372,7 @@ class _ImageFiles:
         digest = content_hash(data)
         try:
             image, (width, height) = decode_image(
-                data, max_pixels=self.max_pixels, draft_size=self.draft_size
+                data, max_pixels=self.max_pixels, draft_size=self.draft_size, grey=self.grey
             )
         except ImageError as exc:
             return i, digest, 0, 0, None, str(exc)
@@ -346,9 +386,10 @@ def _collate(items):
     stacked here in the worker so that ``pin_memory`` pins the very tensor sent to the GPU."""
     import torch
 
-    tensors = [item[4] for item in items if item[4] is not None]
+    tensors = [item[4].numpy() for item in items if item[4] is not None]
     rows = [(i, digest, w, h, tensor is not None, error) for i, digest, w, h, tensor, error in items]
-    return rows, torch.stack(tensors) if tensors else None
+    # numpy's one-thread copy: torch.stack in the main process would wake torch's thread pool
+    return rows, torch.from_numpy(np.stack(tensors)) if tensors else None
 
 
 class Embedder(param.Parameterized):
@@ -375,7 +416,8 @@ class Embedder(param.Parameterized):
     workers = param.Integer(
         default=min(4, os.cpu_count() or 1),
         bounds=(0, 64),
-        doc="DataLoader worker processes that read and decode images (0 = in the main process)",
+        doc="images read and decoded at once: on the CPU, threads between forward passes; on a GPU, "
+        "DataLoader processes beside them (0 = in the main thread)",
     )
     dask = param.String(
         default=None,
@@ -487,7 +529,7 @@ class Embedder(param.Parameterized):
     def _dataset(self, files: Sequence[str], known: frozenset = frozenset()) -> "_ImageFiles":
         lm = self.loaded()
         size = lm.data_config["input_size"][-1]
-        return _ImageFiles(files, lm.preprocess.image, known, 2 * size, self.max_pixels)
+        return _ImageFiles(files, lm.preprocess, known, 2 * size, self.max_pixels)
 
     def _sample(self, files: Sequence[str], count: int):
         """Up to ``count`` of ``files`` decoded and transformed here, as one float batch (or None)."""
@@ -499,7 +541,13 @@ class Embedder(param.Parameterized):
             tensor = dataset[i][4]
             if tensor is not None and len(tensors) < count:
                 tensors.append(tensor)
-        return self.loaded().preprocess.normalise(torch.stack(tensors)) if tensors else None
+        return self._normalise(torch.stack(tensors)) if tensors else None
+
+    def _normalise(self, stacked, device: str = "cpu"):
+        """:meth:`Preprocess.normalise` into the layout the chosen engine takes without a copy
+        (ONNX Runtime: contiguous NCHW; PyTorch: channels_last)."""
+        onnx = self._engine is not None and self._engine[1] == "onnx"
+        return self.loaded().preprocess.normalise(stacked, device, channels_last=not onnx)
 
     def _prepare_engine(self, files: Sequence[str], folder: Path, count: int = 8) -> None:
         """Choose the engine here on the first decodable of ``files`` (exporting and checking
@@ -508,6 +556,39 @@ class Embedder(param.Parameterized):
         if sample is not None:
             self.engine(sample, folder)
 
+    def _batches_between_forwards(self, dataset: "_ImageFiles", threads: int):
+        """Batches of ``dataset`` for a forward pass on the CPU: each decoded by ``threads``
+        threads while the model waits, none while it runs.
+
+        The model's threads use every core, and work beside them (DataLoader processes, as
+        :meth:`_batches_alongside_forwards`) preempts one of them now and then: every parallel
+        step of the forward pass then waits for its slowest thread. Pillow's decoders and
+        resizes let go of the GIL, so threads share out a batch of large images (1.9× on 2
+        cores for openclipart); small ones decode at one thread's speed either way."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = self.batch_size
+        threads = max(1, min(threads, os.cpu_count() or 1))
+        with ThreadPoolExecutor(threads, thread_name_prefix="bulk-panel-decode") as pool:
+            for start in range(0, len(dataset), size):
+                indices = range(start, min(start + size, len(dataset)))
+                yield _collate(list(pool.map(dataset.__getitem__, indices, chunksize=-(-len(indices) // threads))))
+
+    def _batches_alongside_forwards(self, dataset: "_ImageFiles", workers: int, pin_memory: bool):
+        """Batches of ``dataset`` decoded by DataLoader processes while the model runs on a
+        GPU (the CPU is free then), pinned for a non-blocking copy to CUDA."""
+        from torch.utils.data import DataLoader
+
+        workers = min(workers, max(0, len(dataset) // self.batch_size))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=pin_memory,
+            prefetch_factor=4 if workers else None,
+        )
+
     def _embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
         """Read, hash, decode and embed ``files`` (absolute) into ``cache``, batch by batch.
 
@@ -515,30 +596,23 @@ class Embedder(param.Parameterized):
         error), ...]`` for the batch's files (``j`` indexes ``files``). Returns how many new
         vectors were computed.
         """
-        from torch.utils.data import DataLoader
-
         lm = self.loaded()
         dataset = self._dataset(files, cache.known())
-        workers = min(workers, max(0, len(files) // self.batch_size))
-        loader = DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=workers,
-            collate_fn=_collate,
-            pin_memory=lm.device.startswith("cuda"),
-            prefetch_factor=4 if workers else None,
-        )
+        if lm.device == "cpu":
+            batches = self._batches_between_forwards(dataset, workers)
+        else:
+            batches = self._batches_alongside_forwards(dataset, workers, pin_memory=lm.device.startswith("cuda"))
         embedded = 0
         # normalise on the GPU when PyTorch runs there (uint8 crosses the bus), else on the CPU
         on_gpu = lm.device.startswith("cuda") and self.backend != "onnx"
-        for rows, stacked in loader:
+        for rows, stacked in batches:
             fresh: dict[str, int] = {}  # new hash -> its row in ``stacked`` (duplicates: the first)
             for row, digest in enumerate(digest for _, digest, _, _, has, _ in rows if has):
                 if digest not in cache:
                     fresh.setdefault(digest, row)
             if fresh:
                 picked = stacked if len(fresh) == len(stacked) else stacked[list(fresh.values())]
-                batch = lm.preprocess.normalise(picked, lm.device if on_gpu else "cpu")
+                batch = self._normalise(picked, lm.device if on_gpu else "cpu")
                 cache.add(list(fresh), self.embed_tensors(batch, normalise=False, folder=cache.folder))
                 embedded += len(fresh)
             on_batch([(j, digest, width, height, error) for j, digest, width, height, _, error in rows])

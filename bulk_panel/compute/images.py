@@ -185,16 +185,22 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             raise _bomb_error(err, data, max_pixels) from err
 
 
-def _on_white(im: Image.Image) -> Image.Image:
-    """Alpha-composite onto white; ``im`` is any mode Pillow can convert to RGBA."""
+def _on_white(im: Image.Image, grey: bool = False) -> Image.Image:
+    """Alpha-composite onto white; ``im`` is any mode Pillow can convert to RGBA (with
+    ``grey``, an LA image onto a white L one: the same blend, one band instead of three)."""
+    if grey and im.mode == "LA":
+        out = Image.new("L", im.size, 255)
+        out.paste(im.getchannel("L"), (0, 0), im.getchannel("A"))
+        return out
     rgba = im if im.mode == "RGBA" else im.convert("RGBA")
     out = Image.new("RGB", rgba.size, (255, 255, 255))
     out.paste(rgba, (0, 0), rgba)
     return out
 
 
-def _grey_to_rgb(im: Image.Image) -> Image.Image:
-    """16-bit / 32-bit integer and float greyscale -> 8-bit RGB, scaled rather than clipped."""
+def _grey_to_rgb(im: Image.Image, grey: bool = False) -> Image.Image:
+    """16-bit / 32-bit integer and float greyscale -> 8-bit RGB (``grey``: L), scaled rather
+    than clipped."""
     arr = np.asarray(im)
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
@@ -221,36 +227,42 @@ def _grey_to_rgb(im: Image.Image) -> Image.Image:
             scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
             out[row : row + step] = np.clip(np.rint(scaled), 0, 255)
     transparency = im.info.get("transparency")
-    grey = Image.fromarray(out)
+    image = Image.fromarray(out)
     if isinstance(transparency, int) and divisor is not None:
         alpha = Image.fromarray(np.where(arr == transparency, 0, 255).astype(np.uint8))
-        grey = Image.merge("LA", (grey, alpha))
-        return _on_white(grey)
-    return grey.convert("RGB")
+        return _on_white(Image.merge("LA", (image, alpha)), grey)
+    return image if grey else image.convert("RGB")
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """A new RGB image from a loaded image of any mode (alpha composited onto white)."""
+def _to_rgb(im: Image.Image, grey: bool = False) -> Image.Image:
+    """A new RGB image from a loaded image of any mode (alpha composited onto white); with
+    ``grey``, a greyscale one stays one band (L)."""
     mode = im.mode
     has_key = "transparency" in im.info  # a transparent colour/index (PNG tRNS, GIF)
+    if grey and not has_key:
+        if mode == "L":
+            return im.copy()
+        if mode == "1":
+            return im.convert("L")
     if mode in _ALPHA_MODES:
-        return _on_white(im)
+        return _on_white(im, grey)
     if mode == "La":  # premultiplied; Pillow converts La -> LA but not La -> RGBA
-        return _on_white(im.convert("LA"))
+        return _on_white(im.convert("LA"), grey)
     if mode == "P":
         palette_alpha = im.palette is not None and im.palette.mode == "RGBA"
         return _on_white(im) if has_key or palette_alpha else im.convert("RGB")
     if mode in ("1", "L", "RGB") and has_key:
         return _on_white(im)
     if mode == "I" or mode == "F" or mode.startswith("I;16"):
-        return _grey_to_rgb(im)
+        return _grey_to_rgb(im, grey)
     return im.convert("RGB")  # RGB (copy), L, 1, CMYK, YCbCr, LAB, HSV, RGBX, ...
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = 448
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = 448, grey: bool = False
 ) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode image bytes into a new, fully loaded RGB image and its displayed full size.
+    """Decode image bytes into a new, fully loaded RGB image and its displayed full size
+    (``grey``: a greyscale image as L, one band, for work that treats bands alike).
 
     ``(width, height)`` is the size after EXIF orientation and before any JPEG draft
     reduction (``draft_size`` lets libjpeg decode at 1/2..1/8 scale while both sides stay
@@ -270,7 +282,7 @@ def decode_image(
             im.draft("RGB", (draft_size, draft_size))
         im.load()  # the full decode: truncated or corrupt data fails here
         orientation = _orientation(im)
-        rgb = _to_rgb(im)  # always a new image, never the file-backed one
+        rgb = _to_rgb(im, grey)  # always a new image, never the file-backed one
         method = _TRANSPOSE.get(orientation)
         if method is not None:
             rgb = rgb.transpose(method)
