@@ -26,7 +26,7 @@ import pandas as pd
 import param
 
 from .compute.schema import NOISE_LABEL
-from .compute.results import Results, build_frame, load_results
+from .compute.results import Results, ResultsError, build_frame, load_results
 
 __all__ = ["NOISE_COLOR", "ResultsStore", "label_palette", "points_in_box", "points_in_polygon"]
 
@@ -381,8 +381,12 @@ class ResultsStore(param.Parameterized):
         if self.frame is None:
             return pd.DataFrame()
         rows = self.selected_rows()[: self.table_limit]
-        frame = self.rows_frame(rows)
-        names = self.file_names(rows) if "path" in self.frame else _base_names(frame["path"])
+        try:
+            frame = self.rows_frame(rows)
+            names = self.file_names(rows) if "path" in self.frame else _base_names(frame["path"])
+        except ResultsError as exc:  # a lazy folder's part deleted or rewritten since it was opened
+            self.message = str(exc)
+            return pd.DataFrame()
         return frame.assign(name=names)
 
     def file_names(self, rows: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -80,7 +80,9 @@ def test_new_images_are_placed_without_moving_the_old_ones(setup, embedder):
 
     # each near-copy lands in its original's neighbourhood: UMAP places a new point among its
     # 15 nearest (of 80); a random place would rank the original ~40th on average and put all
-    # four within the nearest 20 once in 250 tries. Mostly in its original's cluster, too.
+    # four within the nearest 20 once in 250 tries. A copy takes its original's cluster or, where
+    # it lands past that cluster's birth distance (how far it lands moves with the machine's
+    # floating point: 3 of 4 kept it on one machine, 2 on another), becomes noise; never another.
     xy = old[["x", "y"]].to_numpy()
     ranks, same_cluster = [], 0
     for src in originals:
@@ -89,9 +91,10 @@ def test_new_images_are_placed_without_moving_the_old_ones(setup, embedder):
         order = np.argsort(((xy - point[["x", "y"]].to_numpy(float)) ** 2).sum(1))
         ranks.append(int(np.flatnonzero(old.index[order] == rel)[0]))
         same_cluster += point["cluster"] == old.loc[rel, "cluster"]
+        assert point["cluster"] in (old.loc[rel, "cluster"], -1), rel
     print("rank of each original among the points nearest its copy:", ranks)
     assert max(ranks) < 20 and np.mean(ranks) < 12
-    assert same_cluster >= 3
+    assert same_cluster >= 2
     assert again.cluster_coords.shape == (84, Projector().cluster_dims)
 
 

@@ -300,3 +300,16 @@ def test_the_shared_cache_allows_only_shown_images_for_results_in_memory_too(sav
     assert list(dashboard.table.table.value["thumb"]) == [hashes[11], hashes[2]]
     assert thumbs.get(hashes[11])[:2] == b"\xff\xd8" and hashes[2] in thumbs
     assert hashes[12] not in thumbs and thumbs.get(hashes[12]) is None  # never shown: not served
+
+
+def test_a_part_gone_under_an_open_table_is_the_status_line_not_a_crash(saved):
+    results, file, folder = saved
+    store = ResultsStore(results=load_results(folder, lazy=True))
+    store.selection = np.arange(0, 10)
+    assert len(store.selected_frame()) == 10
+    (folder / "part-00002.parquet").unlink()
+    store.selection = np.arange(12, 20)  # rows 14-19 live in part 2
+    assert store.selected_frame().empty
+    assert "part-00002.parquet: this part of the results is gone" in store.message and "\n" not in store.message
+    store.selection = np.arange(0, 5)  # the other parts still answer
+    assert list(store.selected_frame().index) == [0, 1, 2, 3, 4]

@@ -417,7 +417,7 @@ class Embedder(param.Parameterized):
         default=min(4, os.cpu_count() or 1),
         bounds=(0, 64),
         doc="images read and decoded at once: on the CPU, threads between forward passes; on a GPU, "
-        "DataLoader processes beside them (0 = in the main thread)",
+        "DataLoader processes beside them (0: one at a time, in the main process)",
     )
     dask = param.String(
         default=None,
@@ -572,7 +572,7 @@ class Embedder(param.Parameterized):
         with ThreadPoolExecutor(threads, thread_name_prefix="bulk-panel-decode") as pool:
             for start in range(0, len(dataset), size):
                 indices = range(start, min(start + size, len(dataset)))
-                yield _collate(list(pool.map(dataset.__getitem__, indices, chunksize=-(-len(indices) // threads))))
+                yield _collate(list(pool.map(dataset.__getitem__, indices)))
 
     def _batches_alongside_forwards(self, dataset: "_ImageFiles", workers: int, pin_memory: bool):
         """Batches of ``dataset`` decoded by DataLoader processes while the model runs on a
@@ -598,13 +598,14 @@ class Embedder(param.Parameterized):
         """
         lm = self.loaded()
         dataset = self._dataset(files, cache.known())
-        if lm.device == "cpu":
+        forward_on_cpu = lm.device == "cpu" or self.backend == "onnx"  # ONNX Runtime runs on the CPU
+        if forward_on_cpu:
             batches = self._batches_between_forwards(dataset, workers)
         else:
             batches = self._batches_alongside_forwards(dataset, workers, pin_memory=lm.device.startswith("cuda"))
         embedded = 0
         # normalise on the GPU when PyTorch runs there (uint8 crosses the bus), else on the CPU
-        on_gpu = lm.device.startswith("cuda") and self.backend != "onnx"
+        on_gpu = lm.device.startswith("cuda") and not forward_on_cpu
         for rows, stacked in batches:
             fresh: dict[str, int] = {}  # new hash -> its row in ``stacked`` (duplicates: the first)
             for row, digest in enumerate(digest for _, digest, _, _, has, _ in rows if has):
