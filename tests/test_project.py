@@ -1,6 +1,9 @@
 """Projector internals that the real-pipeline tests don't see: the sampled PCA fit, the
 block-wise projection, the neighbour graph source (real PCA and UMAP, synthetic vectors)."""
+import pickle
+
 import numpy as np
+import pytest
 
 from bulk_panel.compute import project
 from bulk_panel.compute.cache import l2_normalise
@@ -34,13 +37,34 @@ def test_no_pca_keeps_the_normalised_vectors():
     assert proj.pca_ is None
 
 
-def test_maps_above_the_small_set_limit_use_a_neighbour_index_and_place_new_points():
-    x = blobs(n=project.SMALL_KNN + 40)
+@pytest.mark.parametrize("metric", ["cosine", "correlation", "euclidean"])
+def test_exact_neighbours_are_those_of_sklearn_brute_force(metric):
+    from sklearn.neighbors import NearestNeighbors
+
+    x = blobs(n=300, dims=12)
+    index = project.ExactNeighbours(x, metric)
+    got_i, got_d = index.query(x[:150], 10)
+    want_d, want_i = NearestNeighbors(n_neighbors=10, metric=metric, algorithm="brute").fit(x).kneighbors(x[:150])
+    np.testing.assert_allclose(got_d, want_d, atol=2e-5)
+    assert (got_i == want_i).mean() > 0.99  # ties may swap
+    assert got_i.dtype == np.int32 and got_d.dtype == np.float32
+    assert (got_i[:, 0] == np.arange(150)).all() and np.allclose(got_d[:, 0], 0, atol=1e-5)  # itself first
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_maps_take_exact_or_pynndescent_neighbours_and_place_new_points(exact, monkeypatch):
+    x = blobs(n=340)
+    if not exact:
+        monkeypatch.setattr(project, "EXACT_KNN", 100)  # above it: pynndescent's approximate graph
     proj = Projector(pca_dims=16).fit(x[:-20])
-    assert proj.reducer_._knn_search_index is not None  # pynndescent's graph, not exact pairs
+    index = proj.reducer_._knn_search_index
+    assert isinstance(index, project.ExactNeighbours) == exact and index is not None
     assert proj.cluster_space_ is proj.xy_  # one layout: the map is the clustering space
     xy, space = proj.transform(x[-20:])
     assert xy.shape == (20, 2) and np.isfinite(xy).all() and space is xy
+    restored = pickle.loads(pickle.dumps(proj.fitted_models()))  # a saved map places points too
+    again, _ = Projector(pca_dims=16).restore(restored).transform(x[-20:])
+    assert again.shape == (20, 2) and np.isfinite(again).all()
 
 
 def test_negative_sampling_settings_reach_umap_and_change_the_layout(monkeypatch):

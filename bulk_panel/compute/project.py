@@ -27,22 +27,28 @@ import param
 from .cache import l2_normalise
 
 SMALL_DATA = 4096  # below this the spectral start is cheap (auto init)
-#: below this many points umap-learn's own exact distances are left to it; above, bulk_panel
-#: builds the neighbour graph with pynndescent. umap-learn 0.5.12 computes its exact distances
-#: (fit and transform, below 4,096 points) through one Python call per pair: 5 s for 1,585
-#: images, where pynndescent takes 0.1 s.
+#: from SMALL_KNN to EXACT_KNN points the neighbour graph is exact, by brute force
+#: (:class:`ExactNeighbours`: 0.8 s for 16k points), above it pynndescent's approximate one.
+#: umap-learn 0.5.12 computes exact distances below 4,096 points through one Python call per
+#: pair (5 s for 1,585 images; below SMALL_KNN it is left to do so), and pynndescent's
+#: nn_descent compiles for ~14 s in every new process (numba cannot keep it on disk).
 SMALL_KNN = 256
+EXACT_KNN = 16_384
 TRANSFORM_EPOCHS = 200
 PROJECT_ROWS = 65_536  # rows normalised and projected at a time
 PCA_POWER = 3  # randomized SVD power iterations (sklearn's "auto" is 7): plenty for a UMAP input
-NUMBA_PACKAGES = ("umap",)  # pynndescent marks its own cacheable functions
+NUMBA_PACKAGES = ("umap", "pynndescent")
+#: functions numba cannot keep on disk (they take the distance function as an argument): left
+#: as they are, since asking only earns a warning. nn_descent compiles in ~14 s per process.
+NUMBA_UNCACHEABLE = frozenset({"nn_descent", "nn_descent_internal"})
 
 
 def enable_numba_caching(packages=NUMBA_PACKAGES) -> int:
     """Let numba keep the compiled code of these (imported) packages on disk.
 
-    umap-learn compiles most of its functions without ``cache=True``, which costs a new
-    process ~15 s; with caching the second process loads them instead. Returns how many
+    umap-learn and pynndescent compile most of their functions without ``cache=True``, which
+    cost a new process ~35 s here (2,000 images: 33.7 s of a 34.6 s map); with caching the
+    second process loads them instead (15 s, of which nn_descent: 14 s). Returns how many
     functions were switched. Where the files go: ``$NUMBA_CACHE_DIR`` (the CLI sets it).
     """
     import sys
@@ -55,7 +61,8 @@ def enable_numba_caching(packages=NUMBA_PACKAGES) -> int:
         if module is None or name.split(".")[0] not in packages:
             continue
         for obj in list(vars(module).values()):
-            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache) and not obj.overloads:
+            if (isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache) and not obj.overloads
+                    and obj.py_func.__name__ not in NUMBA_UNCACHEABLE):
                 obj.enable_caching()
                 switched += 1
     return switched
@@ -72,10 +79,51 @@ def _import_umap():
 
 @functools.lru_cache(maxsize=1)
 def _enable_umap_caching_once() -> int:
-    """Switch numba's disk cache on for umap's compiled functions, once per process."""
+    """Switch numba's disk cache on for umap's and pynndescent's compiled functions, once per process."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return enable_numba_caching()
+
+
+class ExactNeighbours:
+    """The exact nearest neighbours among ``data`` under ``metric`` (cosine, correlation or
+    euclidean, as pynndescent defines them), by brute force: scikit-learn's euclidean k-nearest
+    search (BLAS products, a compiled top-k), on unit rows for cosine (1 - cos = |a - b|² / 2)
+    and on centred unit rows for correlation. 0.8 s for 16k points × 64 dimensions here.
+
+    Stands in for pynndescent's index in a fitted UMAP: umap-learn's ``transform`` asks it
+    for the new points' neighbours (:meth:`query`), and it pickles with the map.
+
+    >>> indices, distances = ExactNeighbours(x, "cosine").query(x[:5], 15)
+    """
+
+    _angular_trees = False  # read by umap-learn's transform (to pick a search epsilon)
+
+    def __init__(self, data: np.ndarray, metric: str):
+        from sklearn.neighbors import NearestNeighbors
+
+        if metric not in ("cosine", "correlation", "euclidean"):
+            raise ValueError(f"no exact neighbours for metric {metric!r}")
+        self.metric = metric
+        self._search = NearestNeighbors(algorithm="brute", metric="euclidean").fit(self._prepared(data))
+
+    def _prepared(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self.metric == "euclidean":
+            return x
+        if self.metric == "correlation":
+            x = x - x.mean(axis=1, keepdims=True)
+        return l2_normalise(np.array(x, dtype=np.float32))
+
+    def query(self, points: np.ndarray, k: int, epsilon: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices int32, distances float32)``, each ``len(points) × k``, nearest first
+        (a point of ``data`` itself comes back at distance 0). ``epsilon`` (pynndescent's
+        search slack) is not needed: the search is exact."""
+        k = min(k, self._search.n_samples_fit_)
+        distances, indices = self._search.kneighbors(self._prepared(points), n_neighbors=k)
+        if self.metric != "euclidean":
+            distances = np.square(distances) / 2
+        return indices.astype(np.int32), distances.astype(np.float32)
 
 
 def _fallback_coords(x: np.ndarray, dims: int) -> np.ndarray:
@@ -203,8 +251,11 @@ class Projector(param.Parameterized):
             return self
 
         UMAP, nearest_neighbors = _import_umap()
-        knn: tuple = (None, None, None)
-        if n >= SMALL_KNN:
+        knn: tuple = (None, None, None)  # below SMALL_KNN points: umap-learn's own exact pairs
+        if SMALL_KNN <= n <= EXACT_KNN:
+            index = ExactNeighbours(x, self.metric)
+            knn = (*index.query(x, k), index)
+        elif n > EXACT_KNN:
             knn = nearest_neighbors(
                 x, k, self.metric, {}, False, np.random.RandomState(self.seed), n_jobs=-1
             )
