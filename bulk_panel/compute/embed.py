@@ -154,7 +154,6 @@ class Preprocess:
                 self.lut = self._normalise_torch(levels.contiguous(), "cpu")[0, :, 0, :].numpy().copy()  # C x 256
                 # Resize and CenterCrop (pads with 0) filter each band alike: grey can stay one band
                 self.takes_grey = kinds[:-2] == ["Resize", "CenterCrop"] and channels == 3
-        self.same_channels = self.lut is not None and bool((self.lut == self.lut[:1]).all())
 
     def image(self, image):
         """One decoded PIL image (RGB, or L where :attr:`takes_grey`) → uint8 HWC tensor, as
@@ -189,18 +188,14 @@ class Preprocess:
         if device != "cpu" or self.lut is None:
             return self._normalise_torch(batch, device)
         pixels = batch.numpy()
-        if channels_last:
-            if self.same_channels:  # one gather of every value at once
-                return torch.from_numpy(self.lut[0][pixels]).permute(0, 3, 1, 2)
-            out = np.empty(pixels.shape, np.float32)
-            for c, table in enumerate(self.lut):
-                out[..., c] = table[pixels[..., c]]
-            return torch.from_numpy(out).permute(0, 3, 1, 2)
-        planes = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # uint8: a quarter of the bytes
-        out = np.empty(planes.shape, np.float32)
-        for c, table in enumerate(self.lut):
-            out[:, c] = table[planes[:, c]]
-        return torch.from_numpy(out)
+        if not channels_last:
+            pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # uint8: a quarter of the bytes
+        out = np.empty(pixels.shape, np.float32)
+        axis = 3 if channels_last else 1
+        for c, table in enumerate(self.lut):  # one gather per channel
+            np.moveaxis(out, axis, 0)[c] = table[np.moveaxis(pixels, axis, 0)[c]]
+        out = torch.from_numpy(out)
+        return out.permute(0, 3, 1, 2) if channels_last else out
 
     def __call__(self, image):
         """The whole transform of one image (float CHW), as ``transform(image)`` gives it."""

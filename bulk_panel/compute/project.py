@@ -28,7 +28,7 @@ from .cache import l2_normalise
 
 SMALL_DATA = 4096  # below this the spectral start is cheap (auto init)
 #: from SMALL_KNN to EXACT_KNN points the neighbour graph is exact, by brute force
-#: (:class:`ExactNeighbours`: 0.8 s for 16k points), above it pynndescent's approximate one.
+#: (:class:`ExactNeighbours`: 0.6-0.8 s for 16k points), above it pynndescent's approximate one.
 #: umap-learn 0.5.12 computes exact distances below 4,096 points through one Python call per
 #: pair (5 s for 1,585 images; below SMALL_KNN it is left to do so), and pynndescent's
 #: nn_descent compiles for ~14 s in every new process (numba cannot keep it on disk).
@@ -89,7 +89,7 @@ class ExactNeighbours:
     """The exact nearest neighbours among ``data`` under ``metric`` (cosine, correlation or
     euclidean, as pynndescent defines them), by brute force: scikit-learn's euclidean k-nearest
     search (BLAS products, a compiled top-k), on unit rows for cosine (1 - cos = |a - b|² / 2)
-    and on centred unit rows for correlation. 0.8 s for 16k points × 64 dimensions here.
+    and on centred unit rows for correlation. 0.6-0.8 s for 16k points × 64 dimensions here.
 
     Stands in for pynndescent's index in a fitted UMAP: umap-learn's ``transform`` asks it
     for the new points' neighbours (:meth:`query`), and it pickles with the map.
@@ -113,7 +113,7 @@ class ExactNeighbours:
             return x
         if self.metric == "correlation":
             x = x - x.mean(axis=1, keepdims=True)
-        return l2_normalise(np.array(x, dtype=np.float32))
+        return l2_normalise(x)  # a new array
 
     def query(self, points: np.ndarray, k: int, epsilon: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
         """``(indices int32, distances float32)``, each ``len(points) × k``, nearest first
