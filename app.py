@@ -2,7 +2,7 @@
 
 Only wiring. TARGET is a results file, or an image folder that the pipeline runs on first
 (its results go to OUTPUT, default ``<folder name>-results.parquet``); with no args, the demo
-results (built from ``assets/demo`` on first use). ``--plugins bulk_panel.views`` adds the
+results (built from ``bulk_panel/demo`` on first use). ``--plugins bulk_panel.views`` adds the
 thumbnail route (``bulk-panel serve`` does all of this for you). TARGET and ``--allow-root``
 are the operator's choice, never the page's: the page can rerun the pipeline only inside
 TARGET's folder and the allowed roots. An unreadable results file gives a page saying so.

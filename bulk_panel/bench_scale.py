@@ -317,7 +317,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bulk_panel.bench_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/fm10k"), help="image folder with class subfolders")
     parser.add_argument("--cache-dir", default=None, help="embedding cache that may already hold the folder's vectors")
-    parser.add_argument("--cold-folder", type=Path, default=REPO / "assets" / "demo", help="folder for the cold-start run")
+    parser.add_argument("--cold-folder", type=Path, default=REPO / "bulk_panel" / "demo", help="folder for the cold-start run")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--orders", type=int, default=1, help="draws per size for the map row: each its own sample and row order (ARI mean/min)")
     parser.add_argument("--incremental-images", type=int, default=1000)

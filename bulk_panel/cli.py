@@ -29,7 +29,7 @@ from .compute.project import Projector  # noqa: E402
 
 log = logging.getLogger("bulk_panel")
 
-DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 
 # (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
 STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no 60-second hub retries in test
 os.environ.setdefault("BULK_PANEL_BACKEND", "torch")
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "assets" / "demo"
+DEMO = REPO / "bulk_panel" / "demo"
 
 
 def demo_subset(dest: Path, categories=("animals", "food", "transportation"), per_category=8) -> Path:

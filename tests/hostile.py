@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO = Path(__file__).resolve().parent.parent / "bulk_panel" / "demo"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.png"

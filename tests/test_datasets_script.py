@@ -1,4 +1,4 @@
-"""Tests for scripts/make_datasets.py and the bundled demo assets (assets/demo)."""
+"""Tests for scripts/make_datasets.py and the bundled demo assets (bulk_panel/demo)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "make_datasets.py"
-DEMO = REPO / "assets" / "demo"
+DEMO = REPO / "bulk_panel" / "demo"
 DEMO_MAX_BYTES = 6 * 1024 * 1024
 FASHION_CLASSES = {
     "t-shirt_top", "trouser", "pullover", "dress", "coat",
@@ -58,11 +58,11 @@ def test_fashion_mnist_subcommand(tmp_path):
 
 
 def test_demo_assets():
-    assert DEMO.is_dir(), "assets/demo missing: run `python scripts/make_datasets.py demo`"
+    assert DEMO.is_dir(), "bulk_panel/demo missing: run `python scripts/make_datasets.py demo`"
     assert (DEMO / "CREDITS.md").is_file()
 
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
-    assert total <= DEMO_MAX_BYTES, f"assets/demo is {total:,} bytes"
+    assert total <= DEMO_MAX_BYTES, f"bulk_panel/demo is {total:,} bytes"
 
     pngs = sorted(DEMO.glob("*/*.png"))
     assert len(pngs) >= 200

@@ -34,7 +34,7 @@ def real_results(folder: Path):
     from bulk_panel.compute.cache import content_hash
     from bulk_panel.compute.results import Results, build_frame
 
-    demo = Path(__file__).resolve().parent.parent / "assets" / "demo"
+    demo = Path(__file__).resolve().parent.parent / "bulk_panel" / "demo"
     sources = sorted((demo / "animals").glob("*.png"))[:4] + sorted((demo / "food").glob("*.png"))[:2]
     rels = ["cats/a.png", "cats/b.png", "cats/c.png", "cats/d.png", f"odd/{HOSTILE_NAME}", "odd/it's \"q\".png"]
     for src, rel in zip(sources, rels):
