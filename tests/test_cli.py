@@ -10,7 +10,8 @@ import pytest
 from bulk_panel import load_results
 from bulk_panel.cli import make_parser
 
-from conftest import demo_subset
+from helpers import demo_subset
+
 
 
 def bulk_panel(*args, **kwargs):

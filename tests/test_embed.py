@@ -8,7 +8,8 @@ from PIL import Image
 from bulk_panel.compute.embed import EmbedError, check_model_name, load_model
 from bulk_panel.compute.images import read_image
 
-from conftest import DEMO
+from helpers import DEMO
+
 
 
 def embed_files(embedder, files):

@@ -11,7 +11,8 @@ from bulk_panel.compute.embed import Embedder
 from bulk_panel.compute.evaluate import SEED_RECIPE, folder_truth
 from bulk_panel.compute.project import Projector
 
-from conftest import variants_folder
+from helpers import demo_subset, variants_folder
+
 
 
 def test_folder_truth():
@@ -49,7 +50,6 @@ def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
 
 
 def test_evaluate_needs_two_folders(tmp_path, cache_dir):
-    from conftest import demo_subset
 
     demo_subset(tmp_path / "one", categories=("food",), per_category=3)
     out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(tmp_path / "one"), "-q"],

@@ -8,10 +8,10 @@ import pytest
 from bulk_panel import load_results
 from bulk_panel.cli import summary
 
-from hostile import HOSTILE_NAME, ODD_NAMES, write_corpus
-from test_runner import small_pipeline
-from test_serve import chromium, in_session, serving
-from test_ui import _wait
+from helpers import (
+    HOSTILE_NAME, ODD_NAMES, chromium, in_session, serving, small_pipeline, wait_until, write_corpus,
+)
+
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
         box.fill(typed)
         box.press("Enter")
         page.get_by_role("button", name="Label selection").click()
-        assert _wait(lambda: (store.frame.label == typed).sum() == 3), "the typed label never reached the store"
+        assert wait_until(lambda: (store.frame.label == typed).sum() == 3), "the typed label never reached the store"
         page.locator(".tabulator").first.get_by_text(typed, exact=True).wait_for(timeout=10_000)  # label summary
         page.locator(".choices__item", has_text=f"{typed} (3)").first.wait_for(timeout=10_000)  # label chooser
         # selection table (a busy CI machine once took over 10 s to patch it; the text is what is checked)
@@ -165,7 +165,6 @@ SAVER = r"""
 import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from test_state import synthetic_results
 from bulk_panel.compute.results import load_results
 from bulk_panel.state import ResultsStore
 

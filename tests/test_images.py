@@ -25,7 +25,8 @@ from bulk_panel.compute.images import (
     read_image,
 )
 
-from hostile import IS_ROOT, ODD_NAMES, STORED, encode, png_bytes, png_chunk, upright_array
+from helpers import IS_ROOT, ODD_NAMES, STORED, encode, png_bytes, png_chunk, upright_array
+
 
 POSIX = os.name == "posix"
 

@@ -11,7 +11,8 @@ from bulk_panel import Pipeline
 from bulk_panel.compute.cluster import Clusterer
 from bulk_panel.compute.project import Projector
 
-from conftest import demo_subset
+from helpers import demo_subset
+
 
 CATEGORIES = ("animals", "food", "transportation", "buildings")
 

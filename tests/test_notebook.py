@@ -1,8 +1,9 @@
 """The example notebook runs in a real kernel (nbclient) and renders the dashboard."""
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import real_results
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "explore.ipynb"
 
@@ -11,8 +12,6 @@ def test_example_notebook_renders_the_dashboard(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_ui import real_results  # six real demo images (two with hostile names)
 
     path = real_results(tmp_path / "images").save(tmp_path / "results.parquet")
     monkeypatch.setenv("BULK_PANEL_RESULTS", str(path))

@@ -12,7 +12,8 @@ from bulk_panel.compute.cache import EmbeddingCache
 from bulk_panel.compute.embed import Embedder
 from bulk_panel.compute.images import read_image
 
-from conftest import DEMO
+from helpers import DEMO
+
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from sklearn.metrics import adjusted_rand_score
 from bulk_panel import Pipeline, load_results
 from bulk_panel.compute.records import cluster_label
 
-from conftest import demo_subset, variants_folder
+from helpers import demo_subset, variants_folder
+
 
 
 def add_bad_files(folder):

@@ -11,7 +11,8 @@ from bulk_panel.run_controls import PipelineControls
 from bulk_panel.runner import PipelineRunner
 from bulk_panel.state import ResultsStore
 
-from conftest import demo_subset
+from helpers import demo_subset
+
 
 
 @pytest.fixture

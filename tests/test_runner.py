@@ -6,22 +6,14 @@ from pathlib import Path
 import param
 import pytest
 
-from bulk_panel.compute.pipeline import Pipeline
 from bulk_panel.compute.results import Results
 from bulk_panel.runner import FolderRefused, PipelineRunner, resolve_folder
 
-from conftest import DEMO, demo_subset
+from helpers import DEMO, demo_subset, small_pipeline, synthetic_results
+
 
 TIMEOUT = 180
 
-
-def small_pipeline(cache: Path) -> Pipeline:
-    pipeline = Pipeline(cache_dir=str(cache))
-    pipeline.embedder.workers = 0
-    pipeline.embedder.batch_size = 8
-    pipeline.projector.cluster_dims = 5  # real UMAP even on 12 images (it falls back below dims + 3)
-    pipeline.clusterer.min_cluster_size = 3
-    return pipeline
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +294,6 @@ def test_results_are_delivered_through_dispatch(tmp_path):
 @pytest.fixture
 def launched(allowed, tmp_path, monkeypatch):
     """Results of images in ``allowed/photos``, saved; an extra root; HOME outside both."""
-    from test_state import synthetic_results
 
     monkeypatch.setenv("HOME", str(tmp_path))
     extra = tmp_path / "extra"
@@ -327,7 +318,6 @@ def test_a_served_page_runs_only_in_the_results_folder_and_the_allowed_roots(lau
 
 
 def test_an_allowed_extra_root_is_accepted(launched):
-    from test_state import synthetic_results
 
     from bulk_panel.session import make_dashboard
 
@@ -345,7 +335,6 @@ def test_an_allowed_extra_root_is_accepted(launched):
 
 
 def test_results_with_no_known_folder_get_no_run_controls_unless_a_root_is_allowed(tmp_path):
-    from test_state import synthetic_results
 
     from bulk_panel.session import make_dashboard
 
@@ -374,7 +363,6 @@ def test_serve_with_a_missing_allow_root_is_a_usage_error(tmp_path):
     import subprocess
     import sys
 
-    from test_state import synthetic_results
 
     path = synthetic_results(5, image_root=tmp_path).save(tmp_path / "r.parquet")
     out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(path), "--allow-root", "/no/such/dir"],

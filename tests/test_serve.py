@@ -1,96 +1,21 @@
 """`bulk-panel serve FOLDER` end to end: the page runs the pipeline with progress, shows the
-map, writes the results file, and serves nothing outside what it loaded.
-
-Also the helpers other served tests share: :func:`serving` (apps in a thread on 127.0.0.1),
-:func:`chromium` (Debian's Chromium through Playwright) and :func:`in_session` (change a
-session's state on its own event loop, as a widget would)."""
-import contextlib
+map, writes the results file, and serves nothing outside what it loaded."""
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 
 from bulk_panel import load_results
 
-from conftest import demo_subset
-from test_ui import ARGS, CHROMIUM, _free_port
+from helpers import ARGS, CHROMIUM, chromium, demo_subset, free_port, serving, status_of
+
 
 pytestmark = pytest.mark.ui
 
-
-@contextlib.contextmanager
-def serving(apps: dict):
-    """Serve ``{name: build()}`` with the thumbnail route in a thread; yields the base URL."""
-    import panel as pn
-
-    from bulk_panel.views import ROUTES
-
-    pn.extension("tabulator", notifications=True)
-    port = _free_port()
-    server = pn.serve(apps, port=port, address="127.0.0.1", threaded=True, show=False,
-                      websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # the thread binds the port a moment later
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def chromium():
-    """A headless Debian Chromium through Playwright (skips the test when either is missing)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def in_session(doc, fn, timeout: float = 30.0):
-    """Run ``fn()`` on the event loop of the session whose document is ``doc``; return its value."""
-    done, out = threading.Event(), {}
-
-    def call():
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # handed to the test thread
-            out["error"] = exc
-        finally:
-            done.set()
-
-    doc.add_next_tick_callback(call)
-    assert done.wait(timeout), "the session never ran the callback"
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
-
-
-def status_of(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
 
 
 def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
@@ -100,7 +25,7 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
     folder = demo_subset(tmp_path / "images", per_category=6)
     (tmp_path / "secret.png").write_bytes((folder / "food").iterdir().__next__().read_bytes())
     output = tmp_path / "out.parquet"
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bulk_panel", "serve", str(folder), "--port", str(port), "-o", str(output), "-q"],
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"),
@@ -246,7 +171,7 @@ def test_nothing_outside_the_folder_is_served(crafted):
 def test_serve_refuses_a_corrupt_results_file_at_launch_on_one_line(tmp_path):
     bad = tmp_path / "bad <name>.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
-    out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(bad), "--port", str(_free_port())],
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(bad), "--port", str(free_port())],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(f"bulk-panel: error: {bad}: not a readable Parquet file (")

@@ -8,10 +8,8 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import demo_subset
-from test_runner import small_pipeline
-from test_serve import chromium, serving
-from test_ui import _wait
+from helpers import chromium, demo_subset, serving, small_pipeline, wait_until
+
 
 pytestmark = pytest.mark.ui
 
@@ -47,7 +45,7 @@ def open_session(browser, url, sessions):
     page.goto(url)
     page.wait_for_selector(".tabulator", timeout=60_000)
     page.wait_for_selector("canvas", timeout=60_000)
-    assert _wait(lambda: len(sessions) == before + 1)
+    assert wait_until(lambda: len(sessions) == before + 1)
     return page, sessions[-1]
 
 
@@ -67,18 +65,18 @@ def test_three_sessions_relabel_differently_and_download_their_own_labels(served
     for page, _ in opened:  # every session selects the same rows...
         click_label_row(page, target)
     for (page, _), store in zip(opened, stores):
-        assert _wait(lambda: set(store.selection) == rows), "a selection never reached its store"
+        assert wait_until(lambda: set(store.selection) == rows), "a selection never reached its store"
     for (page, _), label in zip(opened, ours):  # ...and gives them its own label
         box = page.get_by_placeholder("new or existing label")
         box.fill(label)
         box.press("Enter")
         page.get_by_role("button", name="Label selection").click()
     for store, label in zip(stores, ours):
-        assert _wait(lambda: set(store.frame.index[store.frame.label == label]) == rows), label
+        assert wait_until(lambda: set(store.frame.index[store.frame.label == label]) == rows), label
     paths = stores[0].frame.path.tolist()
     for (page, dashboard), label in zip(opened, ours):
         page.get_by_role("button", name="all", exact=True).click()  # every row, not just the selection
-        assert _wait(lambda: dashboard.downloads.scope == "all")
+        assert wait_until(lambda: dashboard.downloads.scope == "all")
         with page.expect_download() as info:
             page.get_by_role("button", name="CSV").click()
         csv = pd.read_csv(info.value.path(), keep_default_na=False)
@@ -118,7 +116,7 @@ def test_a_session_stays_responsive_while_another_runs_the_pipeline(served):
     idle = [t for _ in range(5) for t in select_and_clear()]
     folder.fill(str(extra))
     folder.press("Enter")  # the allowed extra root: the run starts
-    assert _wait(lambda: runner.running, timeout=20), runner.message
+    assert wait_until(lambda: runner.running, timeout=20), runner.message
     busy, stages = [], []
     while runner.running:
         stage = runner.stage

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_state import synthetic_results
-from test_ui import ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, _free_port, _wait, real_results
 
 from bulk_panel.share import prepare_sources, write_bundle, write_wheel
 from bulk_panel.static_app import BUNDLE_DIR, describe, read_bundle
+
+from helpers import (
+    ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, free_port, real_results, synthetic_results, wait_until,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ["torch", "torchvision", "timm", "umap", "hdbscan", "fast_hdbscan", "numba", "datashader", "docarray",
@@ -217,7 +219,7 @@ def test_served_static_app_select_relabel_download(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     results = synthetic_results(400, clusters=4, seed=5)
     script, _ = prepare_sources(results, tmp_path / "src", thumb_size=0, source="blobs.parquet")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", script.name, "--address", "127.0.0.1", "--port", str(port),
          "--allow-websocket-origin", f"127.0.0.1:{port}"],
@@ -249,11 +251,11 @@ def test_served_static_app_select_relabel_download(tmp_path):
             page.mouse.move(canvas["x"] + canvas["width"] * 0.8, canvas["y"] + canvas["height"] * 0.8, steps=10)
             page.mouse.up()
             counter = page.get_by_text("of 400 images selected")
-            assert _wait(lambda: not counter.inner_text().startswith("0 of")), "the box select never reached the table"
+            assert wait_until(lambda: not counter.inner_text().startswith("0 of")), "the box select never reached the table"
             selected = int(counter.inner_text().split(" of")[0].replace(",", ""))
             assert 0 < selected < 400
             rows = page.locator(".tabulator").last.locator(".tabulator-row")
-            assert _wait(lambda: rows.count() > 0)
+            assert wait_until(lambda: rows.count() > 0)
             page.get_by_placeholder("new or existing label").fill("owls")
             page.get_by_placeholder("new or existing label").press("Enter")
             page.get_by_role("button", name="Label selection").click()

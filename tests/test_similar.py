@@ -8,7 +8,8 @@ from PIL import Image
 from bulk_panel import Pipeline
 from bulk_panel.compute.similar import NeighbourIndex, duplicate_groups, gallery
 
-from conftest import demo_subset
+from helpers import demo_subset
+
 
 
 @pytest.fixture(scope="module")

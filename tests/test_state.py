@@ -7,30 +7,12 @@ import pandas as pd
 import pytest
 
 from bulk_panel import load_results
-from bulk_panel.compute.cache import content_hash
 from bulk_panel.compute.results import Results, build_frame
 from bulk_panel.compute.thumbs import ThumbnailCache, safe_name, write_image_zip
 from bulk_panel.state import NOISE_COLOR, ResultsStore, points_in_box, points_in_polygon
 
+from helpers import drawn_images, results_with_vectors, synthetic_results
 
-def synthetic_results(n=200, clusters=4, seed=0, paths=None, hashes=None, image_root=None) -> Results:
-    """Blobs of points around ``clusters`` centres, some noise; no model, no UMAP."""
-    rng = np.random.default_rng(seed)
-    cluster = rng.integers(-1, clusters, n)
-    centres = rng.uniform(-10, 10, (clusters + 1, 2))
-    xy = centres[cluster + 1] + rng.normal(scale=1.0, size=(n, 2))
-    frame = build_frame(
-        paths=paths if paths is not None else [f"group {i % 3}/img <{i}>.png" for i in range(n)],
-        hashes=hashes if hashes is not None else [f"{i:032x}" for i in range(n)],
-        sizes=np.full((n, 2), 64),
-        xy=xy,
-        clusters=cluster,
-        probabilities=np.where(cluster == -1, 0.0, rng.uniform(0.2, 1.0, n)),
-        outlier_scores=rng.random(n),
-        labels=["noise" if c == -1 else f"cluster {c}" for c in cluster],
-    )
-    meta = {"image_root": str(image_root)} if image_root else {}
-    return Results(frame=frame, meta=meta)
 
 
 @pytest.fixture
@@ -157,22 +139,9 @@ def test_exports(store):
     assert len(pd.read_parquet(store.to_parquet_bytes("all"))) == len(store.frame)
 
 
-def _real_images(tmp_path, count=4):
-    from PIL import Image
-
-    root = tmp_path / "imgs"
-    (root / "a").mkdir(parents=True)
-    paths, hashes = [], []
-    for i in range(count):
-        rel = f"a/pic {i}.png" if i else "a/../evil name.png".replace("../", "")
-        Image.new("RGB", (200 + i, 100), (40 * i, 80, 120)).save(root / rel)
-        paths.append(rel)
-        hashes.append(content_hash((root / rel).read_bytes()))
-    return root, paths, hashes
-
 
 def test_thumbnails_only_for_registered_hashes(tmp_path):
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     results = synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root)
     thumbs = ThumbnailCache(tmp_path / "cache")
     assert thumbs.get(hashes[0]) is None  # not registered yet
@@ -185,7 +154,7 @@ def test_thumbnails_only_for_registered_hashes(tmp_path):
 
 
 def test_image_zip_layout_and_names(tmp_path):
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     frame = pd.DataFrame({"path": paths + [paths[1], "missing.png"], "label": ["../up", "b/c", "b/c", "b/c", "b/c", "x"]})
     out = io.BytesIO()
     names = write_image_zip(out, frame, root)
@@ -239,7 +208,7 @@ def test_zip_is_spooled_and_save_async(tmp_path):
     import asyncio
     import tempfile
 
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     results = synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root)
     store = ResultsStore(results=results)
     store.selection = np.arange(len(paths))
@@ -298,23 +267,9 @@ def test_table_lists_at_most_table_limit_rows():
     assert len(store.export_frame()) == 500  # exports use every selected row
 
 
-def _with_vectors(n=120, seed=1) -> Results:
-    """Synthetic results with embeddings: row 1 is a near-copy of row 0, row 2 an exact copy."""
-    results = synthetic_results(n, seed=seed)
-    rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n, 32)).astype(np.float32)
-    vectors[1] = vectors[0] + 0.01 * rng.normal(size=32)
-    vectors[2] = vectors[0]
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    hashes = results.frame["content_hash"].to_numpy(dtype=object).copy()
-    hashes[2] = hashes[0]
-    results.frame = results.frame.assign(content_hash=hashes)
-    results._embeddings = vectors
-    return results
-
 
 def test_more_like_this_finds_near_copies_and_selects_them():
-    store = ResultsStore(results=_with_vectors())
+    store = ResultsStore(results=results_with_vectors())
     assert store.more_like_this() == 0 and "Click" in store.message  # nothing focused
     store.focus = 0
     assert store.more_like_this(k=5) == 5
@@ -322,12 +277,12 @@ def test_more_like_this_finds_near_copies_and_selects_them():
     assert np.all(np.diff(store.similar_scores) <= 1e-6) and store.similar_scores[0] > 0.99
     store.select_similar()
     assert list(store.selection) == [0, *store.similar]
-    store.load(_with_vectors(seed=2))
+    store.load(results_with_vectors(seed=2))
     assert len(store.similar) == 0
 
 
 def test_outliers_duplicates_and_gallery():
-    store = ResultsStore(results=_with_vectors())
+    store = ResultsStore(results=results_with_vectors())
     f = store.frame
     n = store.select_outliers(share=0.05, include_noise=False)
     assert n == 6 and set(store.selection) == set(np.argsort(-f.outlier_score.to_numpy())[:6])

@@ -1,55 +1,17 @@
 """Level 3: the served dashboard in Debian's Chromium through Playwright (no `playwright install`)."""
 import os
 import zipfile
-import socket
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_state import synthetic_results
+
+from helpers import ARGS, CHROMIUM, HOSTILE_LABEL, free_port, real_results, synthetic_results, wait_until
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.png"
-HOSTILE_LABEL = "<b onmouseover=alert(2)>bold</b>"
-
-
-def real_results(folder: Path):
-    """Six real demo images in ``folder``, two under hostile names with a hostile label."""
-    import shutil
-
-    from bulk_panel.compute.cache import content_hash
-    from bulk_panel.compute.results import Results, build_frame
-
-    demo = Path(__file__).resolve().parent.parent / "bulk_panel" / "demo"
-    sources = sorted((demo / "animals").glob("*.png"))[:4] + sorted((demo / "food").glob("*.png"))[:2]
-    rels = ["cats/a.png", "cats/b.png", "cats/c.png", "cats/d.png", f"odd/{HOSTILE_NAME}", "odd/it's \"q\".png"]
-    for src, rel in zip(sources, rels):
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, folder / rel)
-    n = len(rels)
-    frame = build_frame(
-        paths=rels, hashes=[content_hash((folder / r).read_bytes()) for r in rels], sizes=np.full((n, 2), 64),
-        xy=np.array([[0, 0], [1, 0], [0, 1], [1, 1], [5, 5], [6, 5]], dtype=float), clusters=[0, 0, 0, 0, 1, 1],
-        probabilities=np.full(n, 0.9), outlier_scores=np.zeros(n), labels=["cats"] * 4 + [HOSTILE_LABEL] * 2,
-    )
-    vectors = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)  # for 'more like this'
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return Results(frame=frame, meta={"image_root": str(folder)}, _embeddings=vectors)
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -78,7 +40,7 @@ def served(tmp_path_factory):
         return build
 
     pn.extension("tabulator")
-    port = _free_port()
+    port = free_port()
     server = pn.serve({name: app(name) for name in data}, port=port, address="127.0.0.1", threaded=True,
                       show=False, websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
     try:
@@ -89,14 +51,6 @@ def served(tmp_path_factory):
     finally:
         server.stop()
 
-
-def _wait(predicate, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _open(browser, url):
@@ -122,7 +76,7 @@ def test_box_select_fills_table_and_csv_download(served):
         page.mouse.down()
         page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.75, steps=10)
         page.mouse.up()
-        if _wait(lambda: len(store.selection) > 0, timeout=10 if attempt == 0 else 20):
+        if wait_until(lambda: len(store.selection) > 0, timeout=10 if attempt == 0 else 20):
             break
     assert len(store.selection) > 0, "the box select never reached the store"
     # the store's selection is exactly the frame's points inside the bounds the stream received
@@ -134,9 +88,9 @@ def test_box_select_fills_table_and_csv_download(served):
     # the page shows the count the store holds
     counter = page.get_by_text(f"of {len(f):,} images selected")
     counter.wait_for(timeout=10_000)
-    assert _wait(lambda: counter.inner_text().startswith(f"{len(store.selected_rows()):,} of"))
+    assert wait_until(lambda: counter.inner_text().startswith(f"{len(store.selected_rows()):,} of"))
     rows = page.locator(".tabulator-row")
-    assert _wait(lambda: rows.count() > 0)
+    assert wait_until(lambda: rows.count() > 0)
     with page.expect_download() as info:
         page.get_by_role("button", name="CSV").click()
     csv = pd.read_csv(info.value.path())
@@ -170,14 +124,14 @@ def test_chooser_filters_table_and_relabel_recolours(served):
     n = int((store.frame.label == "cluster 2").sum())
     page.locator(".choices input").first.click()
     page.locator(".choices__item--choice", has_text=f"cluster 2 ({n})").click()
-    assert _wait(lambda: store.selected_labels == ["cluster 2"])
+    assert wait_until(lambda: store.selected_labels == ["cluster 2"])
     page.get_by_text(f"{n:,} of {len(store.frame):,} images selected").wait_for(timeout=10_000)
-    assert _wait(lambda: set(_selection_labels(page)) == {"cluster 2"})
+    assert wait_until(lambda: set(_selection_labels(page)) == {"cluster 2"})
     # relabel what the chooser picked, from the page
     page.get_by_placeholder("new or existing label").fill("owls")
     page.get_by_placeholder("new or existing label").press("Enter")
     page.get_by_role("button", name="Label selection").click()
-    assert _wait(lambda: (store.frame.label == "owls").sum() == n and store.selected_labels == ["owls"])
+    assert wait_until(lambda: (store.frame.label == "owls").sum() == n and store.selected_labels == ["owls"])
     assert "cluster 2" not in store.frame.label.tolist()
     summary = page.locator(".tabulator").first
     owls = summary.locator(".tabulator-row", has_text="owls")
@@ -188,7 +142,7 @@ def test_chooser_filters_table_and_relabel_recolours(served):
     cell = owls.locator(".tabulator-cell[tabulator-field='color']")
     painted = cell.evaluate("e => [e, ...e.querySelectorAll('*')].map(x => getComputedStyle(x).backgroundColor)")
     assert rgb in painted, (rgb, painted)
-    assert _wait(lambda: set(_selection_labels(page)) == {"owls"})
+    assert wait_until(lambda: set(_selection_labels(page)) == {"owls"})
     page.close()
 
 
@@ -197,7 +151,7 @@ def test_zip_download_holds_label_filename_entries(served):
     page = _open(browser, url + "real")
     store = made["real"][-1].store
     page.locator(".tabulator").first.locator(".tabulator-row", has_text="cats").click()
-    assert _wait(lambda: len(store.selection) == 4)
+    assert wait_until(lambda: len(store.selection) == 4)
     with page.expect_download() as info:
         page.get_by_role("button", name="Images (zip)").click()
     with zipfile.ZipFile(info.value.path()) as zf:
@@ -227,25 +181,25 @@ def test_hostile_names_and_labels_show_as_text(served):
         page.mouse.move(px - 3, py - 3)
         page.mouse.move(px, py, steps=3)
         page.wait_for_timeout(400)  # the last (throttled) event is the one at (px, py)
-        assert _wait(lambda: len(seen) > 0 and seen[-1][0] is not None)
+        assert wait_until(lambda: len(seen) > 0 and seen[-1][0] is not None)
         page.wait_for_timeout(300)
         corners.append((px, py, *seen[-1]))
     (ax, ay, dx0, dy0), (bx, by, dx1, dy1) = corners
     tx, ty = (float(v) for v in store.frame[["x", "y"]].iloc[4])
     page.mouse.move(float(ax + (tx - dx0) / (dx1 - dx0) * (bx - ax)), float(ay + (ty - dy0) / (dy1 - dy0) * (by - ay)))
-    _wait(lambda: store.hover == 4)
+    wait_until(lambda: store.hover == 4)
     assert store.hover in (4, 5)
     name = store.frame.path.iloc[store.hover].rsplit("/", 1)[-1]
     page.get_by_text(f"{name}\n{HOSTILE_LABEL}", exact=False).first.wait_for(timeout=10_000)
     summary = page.locator(".tabulator").first
     summary.get_by_text(HOSTILE_LABEL, exact=True).click()  # the label shows as text in the summary...
-    assert _wait(lambda: len(store.selection) == 2)
+    assert wait_until(lambda: len(store.selection) == 2)
     page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).wait_for(timeout=10_000)  # ...and table
     page.locator(".choices__item", has_text=f"{HOSTILE_LABEL} (2)").first.wait_for(timeout=10_000)  # ...chooser
     # the preview: a row click focuses the image, whose path shows as text
     for _ in range(3):  # the table may redraw under the first click
         page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).click()
-        if _wait(lambda: store.focus == 4, timeout=3):
+        if wait_until(lambda: store.focus == 4, timeout=3):
             break
     assert store.focus == 4
     page.get_by_text(f"odd/{HOSTILE_NAME}", exact=False).first.wait_for(timeout=10_000)
@@ -264,11 +218,11 @@ def test_more_like_this_and_cluster_gallery_in_the_browser(served):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.locator(".tabulator").first.locator(".tabulator-row", has_text="cats").click()
-    assert _wait(lambda: len(store.selection) == 4)
+    assert wait_until(lambda: len(store.selection) == 4)
     page.locator(".tabulator-row", has_text="b.png").first.click()
-    assert _wait(lambda: store.focus is not None)
+    assert wait_until(lambda: store.focus is not None)
     page.get_by_role("button", name="More like this").first.click()
-    assert _wait(lambda: len(store.similar) == 5)
+    assert wait_until(lambda: len(store.similar) == 5)
     figures = page.locator("figure")
     figures.nth(5).wait_for(timeout=20_000)
     assert figures.count() == 6 and page.locator("figure img").count() == 6
@@ -276,7 +230,7 @@ def test_more_like_this_and_cluster_gallery_in_the_browser(served):
     loaded = page.evaluate("() => [...document.querySelectorAll('figure img')].map(i => i.naturalWidth)")
     assert all(width > 0 for width in loaded), loaded  # thumbnails came through the route
     page.get_by_role("button", name="Select these").click()
-    assert _wait(lambda: len(store.selection) == 6)
+    assert wait_until(lambda: len(store.selection) == 6)
     page.locator(".bk-tab", has_text="Cluster gallery").click()
     page.locator("figure", has_text="d.png").wait_for(timeout=20_000)  # a member of 'cats'
     assert page.locator("figure").count() == 6  # every label's images: 4 cats + 2 of the other
@@ -295,5 +249,5 @@ def test_explore_section_is_made_when_opened(served):
     page.get_by_role("button", name="Show outliers").click()
     expected = len(np.union1d(np.argsort(-store.frame["outlier_score"].to_numpy())[:40],
                               np.flatnonzero(store.frame["cluster"].to_numpy() < 0)))
-    assert _wait(lambda: len(store.selection) == expected > 0)
+    assert wait_until(lambda: len(store.selection) == expected > 0)
     page.close()

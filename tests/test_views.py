@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
-from test_state import _real_images, synthetic_results
 
 from bulk_panel.compute.thumbs import ThumbnailCache
 from bulk_panel.jupyter import explore
 from bulk_panel.state import ResultsStore
 from bulk_panel.views import (Dashboard, Downloads, HoverPreview, LabelSummary, LabelTools, ScatterView,
                               SelectionTable, shared_results)
+
+from helpers import drawn_images, results_with_vectors, synthetic_results
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_summary_click_selects_label_and_tools_relabel(store):
 
 
 def test_downloads_make_bytes(tmp_path):
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     store = ResultsStore(results=synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root))
     downloads = Downloads(store=store)
     store.selection = np.array([0, 2])
@@ -127,7 +128,7 @@ def test_downloads_make_bytes(tmp_path):
 
 
 def test_dashboard_and_explore_render(tmp_path):
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     results = synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root)
     thumbs = ThumbnailCache(tmp_path / "cache")
     dash = Dashboard(store=ResultsStore(results=results), thumbnails=thumbs, thumbnails_url=None)
@@ -209,7 +210,7 @@ def test_chooser_shows_counts_and_summary_has_thumbnails(store):
 
 
 def test_load_rebuilds_map_and_registers_images(tmp_path, store):
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     thumbs = ThumbnailCache(tmp_path / "cache")
     dash = Dashboard(store=store, thumbnails=thumbs, rasterize_above=100)
     pn.panel(dash).get_root()
@@ -284,7 +285,7 @@ def test_zip_route_streams_the_sessions_selection(tmp_path):
 
     from bulk_panel.views import EXPORTS_URL, ROUTES, shared_exports
 
-    root, paths, hashes = _real_images(tmp_path)
+    root, paths, hashes = drawn_images(tmp_path)
     store = ResultsStore(results=synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root))
     downloads = Downloads(store=store, exports_url=EXPORTS_URL)
     assert isinstance(downloads.zip, pn.widgets.Button) and downloads.zip.disabled  # nothing selected yet
@@ -324,11 +325,10 @@ def test_zip_route_streams_the_sessions_selection(tmp_path):
 def test_more_like_this_duplicates_gallery_and_outliers_views():
     """The tools tabs: more like this (gallery, map overlay, select), duplicates (groups, keep
     marks, select drops, CSV), cluster gallery (escaped), colour by outlier score."""
-    from test_state import _with_vectors
 
     from bulk_panel.views import ClusterGallery, DuplicatesView, SimilarGallery
 
-    results = _with_vectors()
+    results = results_with_vectors()
     hostile = "<img src=x onerror=alert(1)>"
     results.frame = results.frame.assign(label=np.where(results.frame.cluster.to_numpy() == 0, hostile,
                                                         results.frame.label.to_numpy()))
