@@ -167,6 +167,7 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from bulk_panel.compute.results import load_results
 from bulk_panel.state import ResultsStore
+from helpers import synthetic_results
 
 path, n = sys.argv[1], int(sys.argv[2])
 results = synthetic_results(n, seed=5)
