@@ -3,6 +3,11 @@
 >>> import bulk_panel
 >>> bulk_panel.explore("results.parquet")     # renders inline as the cell's output
 >>> bulk_panel.explore("photos/")             # runs the pipeline first (progress in the sidebar)
+
+Panel's notebook output loads Bokeh's and Panel's scripts and style sheets from their CDNs. On a
+machine with no internet, start the notebook with ``pn.extension("tabulator", inline=True)`` (or
+set ``PANEL_INLINE=1`` before Jupyter starts): they are then written into the notebook itself
+(about 4 MB per loading cell), and the dashboard draws with no outside request.
 """
 from __future__ import annotations
 

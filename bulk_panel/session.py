@@ -21,7 +21,7 @@ from .compute.pipeline import Pipeline
 from .compute.results import Results, ResultsError, is_results_folder
 from .runner import PipelineRunner, _one_line
 from .state import ResultsStore
-from .views import Dashboard, shared_results
+from .views import Dashboard, page_template, shared_results
 
 
 def make_dashboard(
@@ -79,7 +79,7 @@ def error_page(message: str, headline: str = "The results could not be opened.")
     """A page that says, on one line and as text, why there is no dashboard."""
     from .safe import text_pane
 
-    return pn.template.FastListTemplate(
+    return page_template(
         title="bulk_panel",
         main=[pn.pane.Alert(headline, alert_type="danger"),
               text_pane(_one_line(message), styles={"white-space": "pre-wrap"})],

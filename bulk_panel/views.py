@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.io.resources import CDN_DIST
+from panel.theme.fast import Fast
 
 try:
     from tornado.web import HTTPError, RequestHandler
@@ -44,9 +46,10 @@ from .state import NOISE_COLOR, ResultsStore
 
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
-    "ImagePreview", "LabelSummary", "LabelTools", "ROUTES", "ScatterView", "SelectionTable", "SimilarGallery",
-    "ShownThumbnails", "ThumbnailHandler", "ZipExportHandler", "figures_html", "thumb_cells", "shared_exports",
-    "shared_results", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_sources",
+    "ImagePreview", "LabelSummary", "LabelTools", "OfflineFast", "ROUTES", "ScatterView", "SelectionTable",
+    "SimilarGallery", "ShownThumbnails", "ThumbnailHandler", "ZipExportHandler", "figures_html", "thumb_cells",
+    "page_template", "shared_exports", "shared_results", "shared_thumbnails", "shown_hashes", "text_pane",
+    "thumb_sources",
 ]
 
 THUMBS_URL = "/thumbs/"
@@ -236,6 +239,21 @@ def _on_demand(title: str, content) -> pn.Card:
 
     card.param.watch(fill, "collapsed")
     return card
+
+
+def _tabs_on_demand(*tabs: tuple[str, object], **params) -> pn.Tabs:
+    """Tabs whose content (after the first tab's) joins the page the first time its tab opens,
+    then stays. Panel's ``dynamic=True`` keeps a hidden tab's models outside the document, and
+    an update to one of those points the page's shared stylesheets at cdn.holoviz.org."""
+    holders = [tabs[0][1]] + [pn.Column(sizing_mode="stretch_width") for _ in tabs[1:]]
+    layout = pn.Tabs(*[(title, holder) for (title, _), holder in zip(tabs, holders)], **params)
+
+    def fill(event) -> None:
+        if event.new > 0 and not holders[event.new].objects:
+            holders[event.new].objects = [tabs[event.new][1]]
+
+    layout.param.watch(fill, "active")
+    return layout
 
 
 def _thumb_formatter(thumbnails_url: Optional[str], height: str) -> dict:
@@ -1094,6 +1112,31 @@ class ImagePreview(pn.viewable.Viewer):
         return pn.panel(pn.bind(self._image, self.store.param.focus, self.store.param.frame), min_height=260)
 
 
+SYSTEM_FONTS = 'system-ui, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif'
+
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its web font (Open Sans, from fonts.googleapis.com): every
+    file the page then loads comes from the server itself."""
+
+    _resources = {
+        **Fast._resources,
+        "font": {},
+        # Fast's module, named in full (a relative name would resolve under this class's name)
+        "js_modules": {**Fast._resources["js_modules"], "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js"},
+    }
+
+
+def page_template(**params) -> pn.template.FastListTemplate:
+    """The served pages' template: Panel's FastListTemplate in :class:`OfflineFast` and the
+    system's fonts, so a page loads nothing from outside the server (no script, style sheet or
+    font) and looks the same on a network with no internet.
+
+    >>> page_template(title="bulk_panel", main=[...]).servable()
+    """
+    return pn.template.FastListTemplate(**{"design": OfflineFast, "font": SYSTEM_FONTS, **params})
+
+
 class Dashboard(pn.viewable.Viewer):
     """The whole page: map, selection table, label summary, preview, label tools, downloads.
 
@@ -1138,8 +1181,8 @@ class Dashboard(pn.viewable.Viewer):
         tabs = {"similar": ("More like this", self.similar), "gallery": ("Cluster gallery", self.gallery),
                 "duplicates": ("Duplicates", self.duplicates)}
         self._tab_of = {name: number for number, name in enumerate(["table", *self.tool_tabs])}
-        self.tabs = pn.Tabs(("Selection", self.table), *[tabs[name] for name in self.tool_tabs], dynamic=True,
-                            sizing_mode="stretch_width")
+        self.tabs = _tabs_on_demand(("Selection", self.table), *[tabs[name] for name in self.tool_tabs],
+                                    sizing_mode="stretch_width")
         self.tabs.param.watch(
             lambda event: setattr(self.gallery, "visible", event.new == self._tab_of.get("gallery")), "active")
         self.more_button = pn.widgets.Button(label="More like this", variant="outline",
@@ -1205,7 +1248,7 @@ class Dashboard(pn.viewable.Viewer):
     def template(self) -> pn.template.FastListTemplate:
         """The served page."""
         # one root per area: every root added to a Bokeh document walks all models again
-        return pn.template.FastListTemplate(
+        return page_template(
             title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
             main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=330,
             accent="#3f6fb5", main_layout=None,
