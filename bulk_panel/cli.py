@@ -8,12 +8,14 @@ Exit status: 0 ok, 1 failure (one-line message), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import param
 
@@ -30,6 +32,8 @@ from .compute.project import Projector  # noqa: E402
 log = logging.getLogger("bulk_panel")
 
 DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
+DEFAULT_PORT = 5006  # bulk-panel serve without --port: this one, else the next free one
+PORT_TRIES = 100
 
 # (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
 STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
@@ -39,17 +43,23 @@ STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
     "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
 }
 ALIASES = {"n_neighbors": "umap-neighbors"}
+# what an unset (None) parameter does, for its flag's help where its doc does not say; others: "auto"
+NONE_DEFAULTS = {"dask": "none: embed in this process, without Dask"}
 
 
 class UsageError(Exception):
     pass
 
 
+class CommandError(Exception):
+    """A one-line reason why a command cannot go on (exit status 1)."""
+
+
 def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser) -> None:
     p = cls.param[name]
     flag = "--" + ALIASES.get(name, name.replace("_", "-"))
     default = p.default
-    help_text = f"{p.doc} (default: {'auto' if default is None else default})"
+    help_text = f"{p.doc} (default: {NONE_DEFAULTS.get(name, 'auto') if default is None else default})"
     kwargs: dict = {"dest": f"{stage}.{name}", "default": argparse.SUPPRESS, "help": help_text}
     if isinstance(p, param.Boolean):
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -106,11 +116,27 @@ def build_pipeline(args: argparse.Namespace, root: Path):
 
 
 class _Bars:
-    """tqdm progress bars, one per stage."""
+    """tqdm progress bars, one per stage; as a context manager, log lines printed meanwhile go
+    above the bar (``tqdm.write``) instead of into it, and the bars close on exit."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.bars = {}
+        self._redirect = None
+
+    def __enter__(self) -> "_Bars":
+        if self.enabled:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        if self._redirect is not None:
+            self._redirect.__exit__(*exc)
+            self._redirect = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
@@ -140,6 +166,12 @@ def summary(results, output: Path, elapsed: float) -> str:
     lines = [
         f"images found     {c['found']}",
         f"  embedded       {c['embedded']}",
+    ]
+    identical = c.get("identical", 0)
+    if identical:
+        noun = "file" if identical == 1 else "files"
+        lines.append(f"  identical      {identical} {noun} with the same content as another file here (embedded once)")
+    lines += [
         f"  from cache     {c['cached']}",
         f"  skipped        {c['skipped']}",
     ]
@@ -158,12 +190,9 @@ def summary(results, output: Path, elapsed: float) -> str:
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     """Run the pipeline on ``root``, save the results (and CSV), print the summary."""
     pipeline = build_pipeline(args, root)
-    bars = _Bars(not args.quiet)
     start = time.perf_counter()
-    try:
+    with _Bars(not args.quiet) as bars:
         results = pipeline.run(progress=bars)
-    finally:
-        bars.close()
     output = Path(args.output)
     results.save(output, rows_per_part=getattr(args, "rows_per_part", None))
     if args.csv:
@@ -191,19 +220,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
     output = Path(args.output).resolve() if images else None
-    origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"]
-    print(f"bulk_panel: serving {target} on http://{args.address}:{args.port}/bulk_panel", file=sys.stderr)
     warm_datashader()  # the map's kernels compile while the server starts, not in the first page
-    pn.serve(
-        {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
-        port=args.port,
-        address=args.address,
-        show=args.show,
-        extra_patterns=ROUTES,
-        websocket_origin=origin,
-        title="bulk_panel",
-    )
+
+    def bind(port: int):
+        return pn.serve(
+            {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
+            port=port,
+            address=args.address,
+            show=False,
+            start=False,
+            verbose=False,
+            extra_patterns=ROUTES,
+            websocket_origin=[f"{args.address}:{port}", f"localhost:{port}"],
+            title="bulk_panel",
+        )
+
+    logging.getLogger("bokeh.server.server").setLevel(logging.WARNING)  # its "Starting …" line, once per port tried
+    server = listen(bind, args.address, args.port)
+    url = f"http://{args.address}:{server.port}/bulk_panel"
+    moved = f"port {DEFAULT_PORT} is in use; " if args.port is None and server.port != DEFAULT_PORT else ""
+    print(f"bulk_panel: {moved}serving {target} on {url}", file=sys.stderr)
+    if args.show:  # in a thread: a terminal browser (no display) blocks until it quits
+        threading.Thread(target=open_browser, args=(url,), name="bulk-panel-browser", daemon=True).start()
+    server.start()
+    server.io_loop.start()  # until Ctrl+C (Panel's SIGINT handler stops the loop)
     return 0
+
+
+def listen(bind: Callable[[int], Any], address: str, port: Optional[int]) -> Any:
+    """The server that ``bind(port)`` makes, once it listens: on ``port`` when one is given
+    (in use → a one-line error naming it and ``--port``), else on the first free port from
+    ``DEFAULT_PORT`` up.
+
+    >>> server = listen(lambda p: pn.serve(app, port=p, start=False, show=False), "127.0.0.1", None)
+    """
+    candidates = [port] if port is not None else range(DEFAULT_PORT, DEFAULT_PORT + PORT_TRIES)
+    for candidate in candidates:
+        try:
+            return bind(candidate)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CommandError(f"cannot listen on {address}:{candidate}: {exc.strerror or exc}") from exc
+            if port is not None:
+                raise CommandError(
+                    f"port {port} on {address} is in use: choose another with --port N, "
+                    "or leave --port out to take the next free port"
+                ) from exc
+    raise CommandError(
+        f"ports {DEFAULT_PORT}-{DEFAULT_PORT + PORT_TRIES - 1} on {address} are all in use: choose one with --port N"
+    )
+
+
+def open_browser(url: str) -> bool:
+    """Open ``url`` in the user's web browser; where there is none, say so on one line.
+
+    >>> open_browser("http://127.0.0.1:5006/bulk_panel")
+    """
+    import webbrowser
+
+    try:
+        opened = webbrowser.get().open(url, new=2)
+    except webbrowser.Error:  # no runnable browser on this machine
+        opened = False
+    if not opened:
+        print(f"bulk_panel: could not open a web browser here; open {url} in one", file=sys.stderr)
+    return bool(opened)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -213,11 +294,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .compute.evaluate import evaluate_recipes, folder_truth
 
     pipeline = build_pipeline(args, Path(args.folder))
-    bars = _Bars(not args.quiet and not args.json)
-    try:
+    with _Bars(not args.quiet and not args.json) as bars:
         pipeline.run(progress=bars, until="embed")
-    finally:
-        bars.close()
     truth = folder_truth(pipeline.embedder.paths_)
     if len(set(truth)) < 2:
         raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
@@ -259,8 +337,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     def with_outputs(p, default_output):
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
-        p.add_argument("-o", "--output", default=default_output, help=f"results file (default: {default_output})")
-        p.add_argument("--csv", default=None, metavar="PATH", help="also write the rows as CSV")
+        p.add_argument(
+            "-o", "--output", default=default_output,
+            help=f"results file; folders missing on its path are created (default: {default_output})",
+        )
+        p.add_argument(
+            "--csv", default=None, metavar="PATH", help="also write the rows as CSV (folders missing on its path are created)"
+        )
         p.add_argument(
             "--rows-per-part", type=int, default=None, metavar="N",
             help="write the results as a folder of Parquet parts of N rows (read back through Dask DataFrames)",
@@ -291,9 +374,15 @@ def make_parser() -> argparse.ArgumentParser:
         description="Serve the dashboard on a results file, or on a folder (the pipeline runs first).",
     )
     serve.add_argument("target", nargs="?", default="demo-results.parquet", help="results file or image folder")
-    serve.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
+    serve.add_argument(
+        "--port", type=int, default=None,
+        help=f"port; one given here must be free (default: {DEFAULT_PORT}, or the next free port above it)",
+    )
     serve.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--show", action="store_true", help="open a browser")
+    serve.add_argument(
+        "--show", action="store_true",
+        help="open the page in a web browser once the server listens (says so when there is no browser)",
+    )
     add_allow_root(serve)
     with_outputs(serve, "results.parquet")
     from .share import add_parser as add_share_parser
@@ -332,7 +421,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, DEMO_FOLDER)
     except UsageError as exc:
         parser.error(str(exc))
-    except (EmbedError, PipelineError, ResultsError, OSError) as exc:
+    except (CommandError, EmbedError, PipelineError, ResultsError, OSError) as exc:
         print(f"bulk-panel: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

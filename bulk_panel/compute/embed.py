@@ -393,7 +393,10 @@ class Embedder(param.Parameterized):
     Fitted attributes: ``embeddings_`` (float32, L2-normalised, one row per used file),
     ``classes_`` (top ImageNet classes per image from the model's own head, or None), ``paths_`` (the used
     files, relative), ``hashes_``, ``sizes_`` (width, height), ``skipped_`` (list of Skipped),
-    ``weights_`` (where the weights came from), ``counts_`` (embedded / cached / skipped),
+    ``weights_`` (where the weights came from), ``counts_`` (``embedded``: the new vectors
+    computed; ``cached``, files whose vector was in the cache before the run; ``skipped``),
+    ``identical_`` (files with the same content as another file whose vector this run computed:
+    they share it; ``embedded + cached + identical_`` = the files used),
     ``backend_`` (the engine that computed the new vectors: onnx, torch, torch-fp16; None if none).
     """
 
@@ -665,6 +668,7 @@ class Embedder(param.Parameterized):
                 progress(done, n)
 
         files = [absolute[i] for i in todo]
+        cached_before = cache.known()  # to tell cache hits from files identical to a file embedded now
         try:
             if self.dask and files:
                 from .distributed import embed_on_dask
@@ -688,5 +692,7 @@ class Embedder(param.Parameterized):
         self.skipped_ = [Skipped(paths[i], errors[i]) for i in sorted(errors)]
         self.weights_ = lm.weights
         self.backend_ = self._engine[1] if embedded and self._engine else None
-        self.counts_ = {"embedded": embedded, "cached": len(ok) - embedded, "skipped": len(errors)}
+        cached = sum(digest in cached_before for digest in self.hashes_)
+        self.identical_ = max(0, len(ok) - cached - embedded)  # no forward pass and no cache hit of their own
+        self.counts_ = {"embedded": embedded, "cached": cached, "skipped": len(errors)}
         return self

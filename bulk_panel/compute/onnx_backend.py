@@ -28,6 +28,8 @@ import numpy as np
 
 from .cache import atomic_write, fingerprint
 
+log = logging.getLogger("bulk_panel")
+
 OPSET = 18
 TOLERANCE = 1e-3  # max abs difference of raw pooled features (PyTorch vs ONNX; ~1e-5 seen)
 MAX_BATCH = 65_536
@@ -163,6 +165,8 @@ def onnx_model(lm, sample, folder: Optional[Path], reference: Callable[[Any], np
             model = _load(ort, Path(folder))
         exported = model is None
         if exported:
+            log.info("exporting %s to ONNX for ONNX Runtime (once per model and cache)",
+                     lm.identity.get("model", type(lm.model).__name__))
             try:
                 data = export_features(lm.model, tuple(lm.data_config["input_size"]))
                 session = _session(ort, data)

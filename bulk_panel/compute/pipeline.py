@@ -338,6 +338,7 @@ class Pipeline(param.Parameterized):
                 "found": len(self.paths_) + len(self.scan_skipped_),
                 "used": len(frame),
                 **emb.counts_,
+                "identical": int(emb.identical_),
                 "skipped": len(skipped),
                 "clusters": n_clusters,
                 "noise": int((clu.labels_ == -1).sum()),
