@@ -1,5 +1,7 @@
-"""Shared fixtures: small folders of real images, a private cache, the real offline model.
-Shared functions and constants live in ``helpers.py``."""
+"""Shared fixtures: small folders of real images, a private cache, the real offline model; a
+guard that keeps the quick loop (``-m "not slow and not ui"``) quick. Shared functions and
+constants live in ``helpers.py``."""
+import contextlib
 import os
 from pathlib import Path
 
@@ -35,3 +37,39 @@ def embedder():
     e = Embedder(workers=0, batch_size=16)
     e.loaded()
     return e
+
+
+# ---- the quick loop stays quick: the real model and UMAP only in tests marked slow ----------------
+def _refuse(what: str):
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"this test {what} but is not marked slow: add @pytest.mark.slow "
+                           "(the quick loop, -m 'not slow and not ui', runs neither)")
+    return refuse
+
+
+@contextlib.contextmanager
+def _unless_slow(item):
+    """Loading the real model (``Embedder.loaded``) or fitting UMAP (``Projector.fit`` and
+    ``transform``) raises, in this process, for a test not marked slow, in its fixtures too.
+    Subprocesses (the CLI) are not watched: time them (``--durations``)."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    from bulk_panel.compute import embed, project
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embed, "shared_model", _refuse("loads the real model"))
+        patch.setattr(project, "_import_umap", _refuse("fits UMAP"))
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _unless_slow(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _unless_slow(item):
+        yield

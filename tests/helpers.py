@@ -171,13 +171,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout=15.0):
+def wait_until(predicate, timeout=15.0, interval=0.1):
+    """Poll ``predicate`` every ``interval`` seconds until it is true (True) or ``timeout`` passes (False)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
             return True
-        time.sleep(0.1)
+        time.sleep(interval)
     return False
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (False while nothing listens yet)."""
+    try:
+        return status_of(url) == 200
+    except OSError:
+        return False
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -192,15 +210,7 @@ def serving(apps: dict):
     server = pn.serve(apps, port=port, address="127.0.0.1", threaded=True, show=False,
                       websocket_origin=[f"127.0.0.1:{port}"], extra_patterns=ROUTES)
     try:
-        deadline = time.monotonic() + 60
-        while True:  # the thread binds the port a moment later
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        assert wait_until(lambda: listening(port), timeout=60), f"nothing listens on port {port}"  # bound a moment later
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.stop()
@@ -218,6 +228,58 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+#: the page's Bokeh plot views (HoloViews draws a bokeh ``figure``)
+_PLOT_VIEWS = "[...Bokeh.index.query(v => ['Plot', 'Figure'].includes(v.model.type))]"
+
+
+def wait_for_plot(page, timeout: float = 60_000) -> None:
+    """Wait until the page's Bokeh document is idle and its plots are drawn and laid out: every
+    plot view finished rendering, with a frame of non-zero size, at the same place on two polls
+    in a row (Bokeh lays a plot out again after its canvas first appears)."""
+    page.wait_for_function(
+        """() => {
+            if (!(window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle)) return false;
+            const plots = %s;
+            if (!plots.length || !plots.every(v => v.has_finished() && v.frame.bbox.width > 0 && v.frame.bbox.height > 0))
+                return false;
+            const layout = JSON.stringify(plots.map(v => {
+                const r = v.canvas.el.getBoundingClientRect();
+                return [r.x, r.y, r.width, r.height, v.frame.bbox.x, v.frame.bbox.y, v.frame.bbox.width, v.frame.bbox.height];
+            }));
+            const steady = window.__plot_layout === layout;
+            window.__plot_layout = layout;
+            return steady;
+        }""" % _PLOT_VIEWS,
+        timeout=timeout, polling=100,
+    )
+
+
+def page_point(page, x: float, y: float) -> tuple[float, float]:
+    """Where the data point ``(x, y)`` of the page's first plot is on the page, in pixels (from
+    the plot's own scales, after :func:`wait_for_plot`)."""
+    px, py = page.evaluate(
+        """([x, y]) => {
+            const view = %s[0];
+            const r = view.canvas.el.getBoundingClientRect();
+            return [r.left + view.frame.x_scale.compute(x), r.top + view.frame.y_scale.compute(y)];
+        }""" % _PLOT_VIEWS,
+        [float(x), float(y)],
+    )
+    return float(px), float(py)
+
+
+def images_settled(page, timeout: float = 30_000) -> None:
+    """Wait until every eagerly loaded ``<img>`` on the page (shadow roots included) has loaded
+    or failed, so that any ``onerror`` handler has had its chance to run (``timeout`` ms at most)."""
+    page.locator("img").evaluate_all(
+        """(imgs, timeout) => Promise.race([
+            Promise.all(imgs.filter(i => i.loading !== 'lazy').map(i => i.decode().catch(() => null))),
+            new Promise(resolve => setTimeout(resolve, timeout)),
+        ])""",
+        timeout,
+    )
 
 
 def in_session(doc, fn, timeout: float = 30.0):
@@ -340,7 +402,8 @@ class Corpus:
 
 
 def write_corpus(root: Path, large_side: int = 6000) -> Corpus:
-    """Write every hostile case of issue 6 into ``root`` (made fresh) and return its manifest.
+    """Write every hostile case listed in this module's docstring into ``root`` (made fresh) and
+    return its manifest.
 
     ``root`` gets a sibling ``<root>-outside`` folder that the escaping symlinks point into.
     """

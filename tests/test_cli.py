@@ -2,7 +2,6 @@
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from bulk_panel import load_results
 from bulk_panel.cli import make_parser
 
-from helpers import demo_subset
+from helpers import demo_subset, wait_until
 
 
 
@@ -70,6 +69,7 @@ def test_parser_maps_flags_to_stage_parameters(tmp_path):
     assert p.clusterer.min_samples == p.clusterer.param.min_samples.default  # untouched flags keep the default
 
 
+@pytest.mark.slow
 def test_run_end_to_end_then_kill_9_and_resume(tmp_path, cache_dir):
     folder = demo_subset(tmp_path / "images", per_category=12)  # 36 real images
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
@@ -80,9 +80,7 @@ def test_run_end_to_end_then_kill_9_and_resume(tmp_path, cache_dir):
     proc = subprocess.Popen([sys.executable, "-m", "bulk_panel", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     shards = lambda: list(cache_dir.glob("embeddings/*/*.npz"))
-    deadline = time.time() + 300
-    while len(shards()) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(shards()) >= 3 or proc.poll() is not None, timeout=300, interval=0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = sum(len(np.load(s)["hashes"]) for s in shards())

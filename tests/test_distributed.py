@@ -4,7 +4,9 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bulk_panel.compute.embed import Embedder
+from bulk_panel.compute.embed import Embedder  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the real model, in Dask workers
 
 
 def test_local_cluster_of_two_workers_matches_in_process(image_folder, tmp_path):

@@ -31,6 +31,7 @@ def photo(tmp_path_factory):
     return folder, upright
 
 
+@pytest.mark.slow
 def test_offline_default_is_lite0_with_packaged_weights(embedder):
     lm = embedder.loaded()
     assert embedder.model == "tf_efficientnet_lite0"
@@ -39,6 +40,7 @@ def test_offline_default_is_lite0_with_packaged_weights(embedder):
     assert lm.data_config["interpolation"] == "bicubic"
 
 
+@pytest.mark.slow
 def test_real_embeddings_are_1280_d_unit_length_and_deterministic(embedder):
     files = sorted((DEMO / "food").glob("*.png"))[:6]
     a = embed_files(embedder, files)
@@ -50,6 +52,7 @@ def test_real_embeddings_are_1280_d_unit_length_and_deterministic(embedder):
     assert (a @ a.T)[~np.eye(6, dtype=bool)].max() < 0.99
 
 
+@pytest.mark.slow
 def test_exif_rotated_file_embeds_like_its_upright_twin(embedder, photo):
     folder, upright = photo
     exif = Image.Exif()
@@ -61,6 +64,7 @@ def test_exif_rotated_file_embeds_like_its_upright_twin(embedder, photo):
     assert float(up @ rot) > float(up @ wrong)  # the orientation really mattered
 
 
+@pytest.mark.slow
 def test_cmyk_twin_is_close(embedder, photo):
     folder, upright = photo
     upright.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
@@ -73,6 +77,7 @@ def test_cmyk_twin_is_close(embedder, photo):
     assert float(up @ cmyk) > max(float(up @ r) for r in rest) + 0.2
 
 
+@pytest.mark.slow
 def test_split_preprocessing_equals_the_timm_transform_bit_for_bit(embedder, photo):
     """Workers make uint8 crops, the batch is normalised at once: the same floats as timm's."""
     lm = embedder.loaded()
@@ -89,6 +94,7 @@ def test_split_preprocessing_equals_the_timm_transform_bit_for_bit(embedder, pho
     assert torch.equal(lm.preprocess._normalise_torch(crops, "cpu"), expected)  # the GPU's ops
 
 
+@pytest.mark.slow
 def test_grey_images_resized_as_one_band_give_the_same_tensor(embedder):
     """A grey image stays one band through the resize (half the work): the very tensor of its
     RGB copy, at sizes that upscale, downscale and pad nothing."""
@@ -113,12 +119,14 @@ def test_hub_weights_offline_fail_fast_with_a_clear_message(monkeypatch):
         load_model("resnet18")
 
 
+@pytest.mark.slow
 def test_hub_request_offline_falls_back_to_packaged_weights(monkeypatch, embedder):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     lm = load_model("tf_efficientnet_lite0", "hub")
     assert lm.weights == embedder.loaded().weights and lm.weights_id == embedder.loaded().weights_id
 
 
+@pytest.mark.slow
 def test_local_weights_file_by_name_gives_the_same_vectors(embedder, tmp_path):
     lm = embedder.loaded()
     path = tmp_path / "lite0.pth"
@@ -140,6 +148,7 @@ def test_weights_file_for_another_model_is_refused(tmp_path):
         load_model("tf_efficientnet_lite0", str(tmp_path / "missing.pth"))
 
 
+@pytest.mark.slow
 def test_decoding_threads_and_processes_give_the_same_batches(embedder, tmp_path):
     """The CPU path (threads between forward passes) and the GPU path (DataLoader processes
     beside them, run here on the CPU) hand the forward pass the same rows and tensors."""

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from bulk_panel.compute.cluster import Clusterer
@@ -19,6 +20,7 @@ def test_folder_truth():
     assert folder_truth(["a/x.png", "b/c/y.png", "z.png"]).tolist() == ["a", "b", ""]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
     folder = variants_folder(tmp_path / "v", sources=3, per_source=8)
     out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(folder), "--json", "--workers", "0"],
@@ -49,6 +51,7 @@ def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
         assert {p["folder"] for p in names["pairs"]} <= set(truth)
 
 
+@pytest.mark.slow
 def test_evaluate_needs_two_folders(tmp_path, cache_dir):
 
     demo_subset(tmp_path / "one", categories=("food",), per_category=3)

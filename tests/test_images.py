@@ -74,10 +74,33 @@ def test_extensions():
     assert DEFAULT_MAX_PIXELS == 200_000_000
 
 
+UI_PACKAGES = ("panel", "holoviews", "bokeh")
+
+
 def test_compute_layer_imports_no_ui():
-    source = Path(images.__file__).read_text()
-    for name in ("panel", "holoviews", "bokeh"):
-        assert f"import {name}" not in source and f"from {name}" not in source
+    """Every module under bulk_panel/compute (found by walking the folder) imports, in a fresh
+    process, without bringing in Panel, HoloViews or Bokeh."""
+    import subprocess
+
+    compute = Path(images.__file__).resolve().parent
+    modules = []
+    for path in sorted(compute.rglob("*.py")):
+        parts = path.relative_to(compute.parent.parent).with_suffix("").parts
+        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    assert "bulk_panel.compute" in modules and "bulk_panel.compute.pipeline" in modules
+    script = ("import importlib, sys\n"
+              "for name in sys.argv[1:]:\n"
+              "    importlib.import_module(name)\n"
+              f"    print(name, sorted({{m.split('.')[0] for m in sys.modules}} & {set(UI_PACKAGES)!r}))\n")
+    done = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == modules  # each imported, in turn
+    assert all(line.endswith(" []") for line in lines), [line for line in lines if not line.endswith(" []")]
+    for path in compute.rglob("*.py"):  # nor lazily, inside a function
+        source = path.read_text()
+        for name in UI_PACKAGES:
+            assert f"import {name}" not in source and f"from {name}" not in source, (path.name, name)
 
 
 def test_rgb_jpeg_roundtrip():

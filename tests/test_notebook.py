@@ -8,6 +8,7 @@ from helpers import real_results
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "explore.ipynb"
 
 
+@pytest.mark.slow  # a real Jupyter kernel
 def test_example_notebook_renders_the_dashboard(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

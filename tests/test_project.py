@@ -52,6 +52,7 @@ def test_exact_neighbours_are_those_of_sklearn_brute_force(metric):
 
 
 @pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.slow
 def test_maps_take_exact_or_pynndescent_neighbours_and_place_new_points(exact, monkeypatch):
     x = blobs(n=340)
     if not exact:
@@ -67,6 +68,7 @@ def test_maps_take_exact_or_pynndescent_neighbours_and_place_new_points(exact, m
     assert again.shape == (20, 2) and np.isfinite(again).all()
 
 
+@pytest.mark.slow
 def test_negative_sampling_settings_reach_umap_and_change_the_layout(monkeypatch):
     x = blobs(n=300)
     small = Projector(pca_dims=16, map_epochs=30).fit(x)  # auto, below SMALL_DATA: umap-like

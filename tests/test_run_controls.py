@@ -1,6 +1,5 @@
 """Level 2: PipelineControls without a browser — generated widgets, Run, progress, messages."""
 import html
-import time
 
 import panel as pn
 import pytest
@@ -11,7 +10,7 @@ from bulk_panel.run_controls import PipelineControls
 from bulk_panel.runner import PipelineRunner
 from bulk_panel.state import ResultsStore
 
-from helpers import demo_subset
+from helpers import demo_subset, wait_until
 
 
 
@@ -63,15 +62,7 @@ def test_a_refused_folder_shows_the_message_escaped(controls):
     assert "<img" not in shown and "&lt;img" in shown
 
 
-def wait_until(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
+@pytest.mark.slow
 def test_clicking_run_runs_the_pipeline_and_updates_progress(controls, tmp_path):
     demo_subset(tmp_path / "root" / "tiny", categories=("animals", "food"), per_category=2)
     runner = controls.runner
@@ -81,7 +72,7 @@ def test_clicking_run_runs_the_pipeline_and_updates_progress(controls, tmp_path)
     assert controls.progress_bar.value == 0
     controls.run_button.clicks += 1
     assert runner.running and controls.run_button.disabled  # the button follows the runner
-    assert wait_until(lambda: not runner.running), runner.message
+    assert wait_until(lambda: not runner.running, timeout=180), runner.message
     assert runner.error == "", runner.message
     assert controls.progress_bar.value == 100
     assert not controls.run_button.disabled
@@ -89,13 +80,13 @@ def test_clicking_run_runs_the_pipeline_and_updates_progress(controls, tmp_path)
     assert len(got) == 1 and len(got[0].frame) == 4
 
 
-@pytest.mark.skipif(not hasattr(ResultsStore, "load"), reason="ResultsStore.load not there yet")
+@pytest.mark.slow
 def test_a_run_loads_its_results_into_the_store(controls, tmp_path):
     demo_subset(tmp_path / "root" / "tiny", categories=("animals",), per_category=3)
     store = ResultsStore()
     controls.runner.on_results = store.load
     controls.folder_input.value = "tiny"
     controls.run_button.clicks += 1
-    assert wait_until(lambda: not controls.runner.running), controls.runner.message
+    assert wait_until(lambda: not controls.runner.running, timeout=180), controls.runner.message
     assert controls.runner.error == "", controls.runner.message
     assert len(store.frame) == 3

@@ -35,6 +35,7 @@ def real_run(tmp_path_factory):
     return runner, delivered, seen, folder
 
 
+@pytest.mark.slow
 def test_real_run_reports_progress_and_delivers_results(real_run):
     runner, delivered, seen, folder = real_run
     assert runner.error == "", runner.message
@@ -53,6 +54,7 @@ def test_real_run_reports_progress_and_delivers_results(real_run):
     assert runner.pipeline.projector.reducer_ is not None  # the real UMAP ran
 
 
+@pytest.mark.slow
 def test_clusterer_only_change_reruns_only_clustering(real_run):
     runner, delivered, _, _ = real_run
     before = delivered[-1]
@@ -70,6 +72,7 @@ def test_clusterer_only_change_reruns_only_clustering(real_run):
     assert (after.frame[["x", "y"]].to_numpy() == before.frame[["x", "y"]].to_numpy()).all()  # same map
 
 
+@pytest.mark.slow
 def test_rerun_with_nothing_changed_rescans_the_folder(real_run):
     runner, delivered, _, folder = real_run
     src = sorted((DEMO / "plants").glob("*.png"))[0]

@@ -1,29 +1,40 @@
 """`bulk-panel serve FOLDER` end to end: the page runs the pipeline with progress, shows the
 map, writes the results file, and serves nothing outside what it loaded."""
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from bulk_panel import load_results
+from bulk_panel.compute.cache import content_hash
 
-from helpers import ARGS, CHROMIUM, chromium, demo_subset, free_port, serving, status_of
+from helpers import ARGS, CHROMIUM, DEMO, chromium, demo_subset, free_port, serving, status_of, wait_until
 
 
 pytestmark = pytest.mark.ui
 
 
+def answers(url: str) -> bool:
+    try:
+        return status_of(url) == 200
+    except OSError:  # not listening yet
+        return False
 
+
+@pytest.mark.slow
 def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
+    """The page runs the pipeline and shows the map; the thumbnail route serves an image the page
+    showed (whichever the clustering put in view) and refuses one it never showed."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
     folder = demo_subset(tmp_path / "images", per_category=6)
     (tmp_path / "secret.png").write_bytes((folder / "food").iterdir().__next__().read_bytes())
+    elsewhere = sorted((DEMO / "plants").glob("*.png"))[0]  # a real image, not in the folder
     output = tmp_path / "out.parquet"
     port = free_port()
     server = subprocess.Popen(
@@ -32,15 +43,9 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the server did not answer in 180 s"
-            try:
-                if status_of(base + "/bulk_panel") == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
+        assert wait_until(lambda: server.poll() is not None or answers(base + "/bulk_panel"), timeout=180), \
+            "the server did not answer in 180 s"
+        assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -50,13 +55,22 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
             page.wait_for_selector("text=/done: 18 images/", timeout=300_000)
             page.wait_for_selector("text=/Map · 18 images/", timeout=60_000)
             assert page.locator("canvas").count() > 0
+            # the thumbnails the page shows (the label summary's, at least one per label), loaded
+            thumbs = page.locator("img[src*='/thumbs/']")
+            thumbs.first.wait_for(timeout=60_000)
+            thumbs.first.evaluate("img => img.decode()")  # rejects unless the route answered with an image
+            sources = thumbs.evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+            shown = {m[1] for src in sources if (m := re.search(r"/thumbs/([0-9a-f]{32})\.jpg", src))}
             assert not errors
             browser.close()
         results = load_results(output)
         assert len(results.frame) == 18
-        digest = results.frame.content_hash[0]
-        assert status_of(f"{base}/thumbs/{digest}.jpg") == 200
-        assert status_of(f"{base}/thumbs/{'0' * 32}.jpg") == 404  # not in the loaded results
+        assert shown and shown <= set(results.frame.content_hash)
+        for digest in shown:
+            assert status_of(f"{base}/thumbs/{digest}.jpg") == 200
+        never_shown = [content_hash(elsewhere.read_bytes()), "0" * 32]  # not in the loaded results
+        for digest in never_shown:
+            assert status_of(f"{base}/thumbs/{digest}.jpg") == 404
         for probe in ("/thumbs/../../etc/passwd", "/thumbs/%2e%2e%2fsecret.png", "/thumbs/secret.png"):
             assert status_of(base + probe) == 404
     finally:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from bulk_panel.share import prepare_sources, write_bundle, write_wheel
 from bulk_panel.static_app import BUNDLE_DIR, describe, read_bundle
 
 from helpers import (
-    ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, free_port, real_results, synthetic_results, wait_until,
+    ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, answers, free_port, real_results, synthetic_results, wait_for_plot,
+    wait_until,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,6 +171,7 @@ def test_wheel_holds_the_package_and_no_dependencies(tmp_path):
     assert "Requires-Dist" not in metadata  # micropip must not try to fetch torch
 
 
+@pytest.mark.slow  # the whole `bulk-panel share` build in a subprocess
 def test_share_command_builds_the_page_offline(tmp_path):
     results = real_results(tmp_path / "images")
     results.save(tmp_path / "six.parquet")
@@ -230,18 +231,12 @@ def test_served_static_app_select_relabel_download(tmp_path):
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/{script.stem}")
-                    break
-                except sync_api.Error:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            url = f"http://127.0.0.1:{port}/{script.stem}"
+            assert wait_until(lambda: server.poll() is not None or answers(url), timeout=90), "panel serve did not answer"
+            page.goto(url)
             page.wait_for_selector(".tabulator", timeout=60_000)
             page.wait_for_selector("canvas", timeout=60_000)
-            page.wait_for_timeout(1500)  # Bokeh lays the plot out after the canvas appears
+            wait_for_plot(page)  # laid out where it stays, before the drag
             page.get_by_text("All 400 images in blobs.parquet.", exact=False).wait_for(timeout=10_000)
             assert page.get_by_role("button", name="Save labels").count() == 0
             assert page.get_by_role("button", name="Parquet").count() == 0

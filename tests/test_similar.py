@@ -10,6 +10,7 @@ from bulk_panel.compute.similar import NeighbourIndex, duplicate_groups, gallery
 
 from helpers import demo_subset
 
+pytestmark = pytest.mark.slow  # the real pipeline's embeddings
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,8 @@ def test_exact_and_near_duplicates_are_grouped_with_one_kept(run):
 def test_gallery_lists_members_of_its_cluster_only(run):
     results, _ = run
     frame = results.frame
-    label = frame.label[frame.cluster >= 0].value_counts().index[0]
-    shown = gallery(frame, label, k=5)
-    assert len(shown) == min(5, (frame.label == label).sum())
-    assert (shown.label == label).all()
-    assert shown.probability.is_monotonic_decreasing
+    for label in frame.label.unique():  # whichever clusters this machine's floats made
+        shown = gallery(frame, label, k=5)
+        assert len(shown) == min(5, (frame.label == label).sum()), label
+        assert (shown.label == label).all()
+        assert shown.probability.is_monotonic_decreasing

@@ -16,7 +16,7 @@ from bulk_panel.state import ResultsStore
 from bulk_panel.views import (Dashboard, Downloads, HoverPreview, LabelSummary, LabelTools, ScatterView,
                               SelectionTable, shared_results)
 
-from helpers import drawn_images, results_with_vectors, synthetic_results
+from helpers import drawn_images, free_port, listening, results_with_vectors, synthetic_results, wait_until
 
 
 @pytest.fixture
@@ -279,7 +279,6 @@ def test_a_crafted_results_file_reaches_nothing_outside_its_folder(tmp_path):
 def test_zip_route_streams_the_sessions_selection(tmp_path):
     """Served, the zip button streams /exports/<token>/images.zip: the session's selected images
     as label/filename; an unknown or malformed token is a 404."""
-    import socket
     import urllib.error
     import urllib.request
 
@@ -291,23 +290,15 @@ def test_zip_route_streams_the_sessions_selection(tmp_path):
     assert isinstance(downloads.zip, pn.widgets.Button) and downloads.zip.disabled  # nothing selected yet
     store.selection = np.array([0, 2])
     assert not downloads.zip.disabled
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = pn.serve({"x": lambda: pn.pane.Markdown("x")}, port=port, address="127.0.0.1", threaded=True,
                       show=False, extra_patterns=ROUTES)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(base + downloads.zip_url, timeout=10) as response:
-                    assert response.headers["Content-Type"] == "application/zip"
-                    data = response.read()
-                break
-            except (ConnectionError, urllib.error.URLError) as exc:
-                if isinstance(exc, urllib.error.HTTPError):
-                    raise
-                time.sleep(0.1)
+        assert wait_until(lambda: listening(port), timeout=10)  # the thread binds the port a moment later
+        with urllib.request.urlopen(base + downloads.zip_url, timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/zip"
+            data = response.read()
         labels = store.frame["label"].tolist()
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             assert sorted(zf.namelist()) == sorted(f"{labels[i]}/{paths[i].split('/')[-1]}" for i in (0, 2))
