@@ -24,27 +24,13 @@ os.environ.setdefault(
     "NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulk_panel" / "numba")
 )
 
-from .compute.cluster import Clusterer  # noqa: E402
-from .compute.embed import Embedder  # noqa: E402
-from .compute.images import ImageSource  # noqa: E402
-from .compute.project import Projector  # noqa: E402
+from .compute.stages import NONE_DEFAULTS, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
 
 log = logging.getLogger("bulk_panel")
 
 DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 DEFAULT_PORT = 5006  # bulk-panel serve without --port: this one, else the next free one
 PORT_TRIES = 100
-
-# (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
-STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
-    "source": (ImageSource, ("recursive", "include_hidden")),
-    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half")),
-    "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
-    "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
-}
-ALIASES = {"n_neighbors": "umap-neighbors"}
-# what an unset (None) parameter does, for its flag's help where its doc does not say; others: "auto"
-NONE_DEFAULTS = {"dask": "none: embed in this process, without Dask"}
 
 
 class UsageError(Exception):
@@ -57,7 +43,7 @@ class CommandError(Exception):
 
 def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser) -> None:
     p = cls.param[name]
-    flag = "--" + ALIASES.get(name, name.replace("_", "-"))
+    flag = flag_name(name)
     default = p.default
     help_text = f"{p.doc} (default: {NONE_DEFAULTS.get(name, 'auto') if default is None else default})"
     kwargs: dict = {"dest": f"{stage}.{name}", "default": argparse.SUPPRESS, "help": help_text}
@@ -78,7 +64,7 @@ def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser)
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """Add one flag per exposed stage parameter, grouped by stage."""
-    for stage, (cls, names) in STAGE_FLAGS.items():
+    for stage, (cls, names) in STAGE_PARAMETERS.items():
         group = parser.add_argument_group(f"{cls.__name__} ({stage})")
         for name in names:
             _flag_for(stage, cls, name, group)
@@ -101,17 +87,27 @@ def add_allow_root(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def stage_values(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The stage parameters given as flags: stage → parameter → value (flags left out: absent)."""
+    return {
+        stage: {n: getattr(args, f"{stage}.{n}") for n in names if hasattr(args, f"{stage}.{n}")}
+        for stage, (_cls, names) in STAGE_PARAMETERS.items()
+    }
+
+
+def checked_stages(args: argparse.Namespace) -> dict:
+    """The stages configured from parsed flags; a bad value → UsageError."""
+    try:
+        return build_stages(stage_values(args))
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from exc
+
+
 def build_pipeline(args: argparse.Namespace, root: Path):
     """A :class:`Pipeline` configured from parsed flags; bad values → UsageError."""
     from .compute.pipeline import Pipeline
 
-    stages = {}
-    for stage, (cls, names) in STAGE_FLAGS.items():
-        values = {n: getattr(args, f"{stage}.{n}") for n in names if hasattr(args, f"{stage}.{n}")}
-        try:
-            stages[stage] = cls(**values)
-        except ValueError as exc:
-            raise UsageError(str(exc).splitlines()[0]) from exc
+    stages = checked_stages(args)
     return Pipeline(root=str(root), cache_dir=args.cache_dir, incremental=not getattr(args, "refit", False), **stages)
 
 

@@ -5,7 +5,7 @@ import time
 import panel as pn
 import pytest
 
-from bulk_panel.cli import STAGE_FLAGS
+from bulk_panel.compute.stages import STAGE_PARAMETERS as STAGE_FLAGS
 from bulk_panel.compute.pipeline import Pipeline
 from bulk_panel.run_controls import PipelineControls
 from bulk_panel.runner import PipelineRunner
