@@ -1,6 +1,6 @@
 """Sidebar controls that run the pipeline: folder, stage parameters, Run, progress, message.
 
-A thin view over :class:`~bulk_panel.runner.PipelineRunner`. The stage widgets are generated
+A thin view over :class:`~bulk_panel.state.runner.PipelineRunner`. The stage widgets are generated
 from the stages' parameters, exactly those the CLI exposes
 (:data:`~bulk_panel.compute.stages.STAGE_PARAMETERS`).
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from .runner import PipelineRunner
+from .state import PipelineRunner
 from .safe import text_pane
 
 #: card titles, by stage

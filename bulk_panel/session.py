@@ -19,8 +19,7 @@ import panel as pn
 
 from .compute.pipeline import Pipeline
 from .compute.results import Results, ResultsError, is_results_folder
-from .runner import PipelineRunner, _one_line
-from .state import ResultsStore
+from .state import PipelineRunner, ResultsStore, one_line
 from .views import Dashboard, page_template, shared_results
 
 
@@ -82,7 +81,7 @@ def error_page(message: str, headline: str = "The results could not be opened.")
     return page_template(
         title="bulk_panel",
         main=[pn.pane.Alert(headline, alert_type="danger"),
-              text_pane(_one_line(message), styles={"white-space": "pre-wrap"})],
+              text_pane(one_line(message), styles={"white-space": "pre-wrap"})],
         main_layout=None,
     )
 

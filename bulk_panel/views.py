@@ -40,7 +40,7 @@ from .compute.results import Results, load_results
 from .compute.images import resolve_inside
 from .compute.thumbs import HASH_PATTERN, PREVIEW_SIZE, THUMB_SIZE, ThumbnailCache, iter_image_zip
 from .run_controls import PipelineControls
-from .runner import PipelineRunner
+from .state import PipelineRunner
 from .safe import text_pane
 from .state import NOISE_COLOR, ResultsStore
 

@@ -7,7 +7,7 @@ import param
 import pytest
 
 from bulk_panel.compute.results import Results
-from bulk_panel.runner import FolderRefused, PipelineRunner, resolve_folder
+from bulk_panel.state.runner import FolderRefused, PipelineRunner, resolve_folder
 
 from helpers import DEMO, demo_subset, small_pipeline, synthetic_results
 
