@@ -217,7 +217,7 @@ def serve_ready_seconds(results: Path, timeout: float = 300) -> float:
 
     port = _free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port), "--address", "127.0.0.1",
-           "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins", "bulk_panel.views", "--args", str(results)]
+           "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins", "bulk_panel.server", "--args", str(results)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -121,7 +121,8 @@ def measure(n: int, chromium: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     from .state import ResultsStore
-    from .views import ROUTES, Dashboard, warm_datashader
+    from .server import ROUTES
+    from .views import Dashboard, warm_datashader
 
     t = time.perf_counter()
     results = synthetic_results(n)

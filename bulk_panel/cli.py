@@ -24,11 +24,14 @@ os.environ.setdefault(
     "NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulk_panel" / "numba")
 )
 
+from . import DEMO_FOLDER  # noqa: E402
 from .compute.stages import NONE_DEFAULTS, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
+from .server.target import add_allow_root, allowed_roots, resolve_target  # noqa: E402
+
+__all__ = ["DEFAULT_PORT", "DEMO_FOLDER", "build_pipeline", "listen", "main", "make_parser", "open_browser", "summary"]
 
 log = logging.getLogger("bulk_panel")
 
-DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 DEFAULT_PORT = 5006  # bulk-panel serve without --port: this one, else the next free one
 PORT_TRIES = 100
 
@@ -75,15 +78,6 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "--refit", action="store_true",
         help="fit a new map even when the new images could be placed into the saved one "
         "(that happens when at most 10%% of the images are new to it)",
-    )
-
-
-def add_allow_root(parser: argparse.ArgumentParser) -> None:
-    """The repeatable ``--allow-root DIR`` flag of ``bulk-panel serve`` and ``app.py``."""
-    parser.add_argument(
-        "--allow-root", dest="allow_root", action="append", default=[], metavar="DIR",
-        help="a further folder the page may run the pipeline in (repeatable); the folder, or the "
-        "results' image folder, named on the command line is always allowed, nothing else is",
     )
 
 
@@ -198,29 +192,32 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the dashboard on results, or on a folder (the page runs the pipeline first)."""
-    from .compute.results import is_results_folder, load_results
+    """Serve the dashboard on results, or on a folder (the page runs the pipeline first), with the
+    pipeline flags as the page's pipeline settings."""
+    from .compute.results import load_results
 
-    target = Path(args.target)
-    images = target.is_dir() and not is_results_folder(target)  # else a results file or folder of parts
-    if not images:
-        load_results(target, lazy=True)  # fail here, with a one-line message, rather than in every session
-    import panel as pn
-
-    from .session import allowed_roots, session_page
-    from .views import ROUTES, warm_datashader
-
+    target = resolve_target(args.target, args.output)
+    if not target.images:
+        load_results(target.path, lazy=True)  # fail here, with a one-line message, rather than in every session
+    checked_stages(args)  # a bad value: a usage error now, not a broken page later
     try:
         roots = allowed_roots(args.allow_root)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    import panel as pn
+
+    from .server.routes import ROUTES
+    from .server.session import session_page
+    from .views import warm_datashader
+
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    output = Path(args.output).resolve() if images else None
     warm_datashader()  # the map's kernels compile while the server starts, not in the first page
+    page = dict(output=target.output, allowed_roots=roots, cache_dir=args.cache_dir, settings=stage_values(args),
+                incremental=not args.refit)
 
     def bind(port: int):
         return pn.serve(
-            {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
+            {"bulk_panel": lambda: session_page(target.path, **page)},
             port=port,
             address=args.address,
             show=False,
@@ -235,7 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = listen(bind, args.address, args.port)
     url = f"http://{args.address}:{server.port}/bulk_panel"
     moved = f"port {DEFAULT_PORT} is in use; " if args.port is None and server.port != DEFAULT_PORT else ""
-    print(f"bulk_panel: {moved}serving {target} on {url}", file=sys.stderr)
+    print(f"bulk_panel: {moved}serving {args.target or target.path} on {url}", file=sys.stderr)
     if args.show:  # in a thread: a terminal browser (no display) blocks until it quits
         threading.Thread(target=open_browser, args=(url,), name="bulk-panel-browser", daemon=True).start()
     server.start()
@@ -367,9 +364,17 @@ def make_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="open results (or a folder, run first) in the dashboard",
-        description="Serve the dashboard on a results file, or on a folder (the pipeline runs first).",
+        description="Serve the dashboard on a results file, or on a folder (the pipeline runs first). The "
+        "pipeline flags set the page's pipeline: its first run on a folder, and the runs started from the page.",
     )
-    serve.add_argument("target", nargs="?", default="demo-results.parquet", help="results file or image folder")
+    serve.add_argument(
+        "target", nargs="?", default=None,
+        help="results file or image folder (default: the demo: demo-results.parquet when made, else its images)",
+    )
+    serve.add_argument(
+        "-o", "--output", default=None,
+        help="results file of the page's pipeline runs (default for a folder: <folder name>-results.parquet)",
+    )
     serve.add_argument(
         "--port", type=int, default=None,
         help=f"port; one given here must be free (default: {DEFAULT_PORT}, or the next free port above it)",
@@ -379,14 +384,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--show", action="store_true",
         help="open the page in a web browser once the server listens (says so when there is no browser)",
     )
+    serve.add_argument("-q", "--quiet", action="store_true", help="no log lines")
     add_allow_root(serve)
-    with_outputs(serve, "results.parquet")
+    add_pipeline_flags(serve)
     from .share import add_parser as add_share_parser
 
     add_share_parser(sub)  # bulk-panel share RESULTS -o site/ (handled by args.handler)
-    from .bench import add_parser as add_bench_parser
-
-    add_bench_parser(sub)  # bulk-panel bench --folder DIR ... (handled by args.handler)
     return parser
 
 

@@ -29,7 +29,7 @@ import param
 
 from .compute.results import Results, build_frame
 from .compute.thumbs import HASH_PATTERN, THUMB_SIZE, ThumbnailCache
-from .safe import text_pane
+from .views import text_pane
 from .state import ResultsStore
 from .views import Dashboard
 

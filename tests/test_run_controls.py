@@ -7,7 +7,7 @@ import pytest
 
 from bulk_panel.compute.stages import STAGE_PARAMETERS as STAGE_FLAGS
 from bulk_panel.compute.pipeline import Pipeline
-from bulk_panel.run_controls import PipelineControls
+from bulk_panel.views.pipeline import PipelineControls
 from bulk_panel.state.runner import PipelineRunner
 from bulk_panel.state import ResultsStore
 

@@ -166,7 +166,7 @@ def test_wheel_holds_the_package_and_no_dependencies(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         metadata = zf.read("bulk_panel-0.1.0.dist-info/METADATA").decode()
-    assert {"bulk_panel/static_app.py", "bulk_panel/views.py", "bulk_panel/state/__init__.py",
+    assert {"bulk_panel/static_app.py", "bulk_panel/views/__init__.py", "bulk_panel/state/__init__.py",
             "bulk_panel/compute/results.py"} <= set(names)
     assert "Requires-Dist" not in metadata  # micropip must not try to fetch torch
 

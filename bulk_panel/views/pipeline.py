@@ -12,8 +12,10 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from .state import PipelineRunner
-from .safe import text_pane
+from ..state import PipelineRunner
+from ._widgets import text_pane
+
+__all__ = ["PipelineControls", "STAGE_TITLES"]
 
 #: card titles, by stage
 STAGE_TITLES = {
@@ -55,7 +57,7 @@ class PipelineControls(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        from .compute.stages import STAGE_PARAMETERS  # the stage classes import the compute stack
+        from ..compute.stages import STAGE_PARAMETERS  # the stage classes import the compute stack
 
         runner = self.runner
         self.folder_input = pn.widgets.TextInput.from_param(
