@@ -28,7 +28,10 @@ from . import DEMO_FOLDER  # noqa: E402
 from .compute.stages import NONE_DEFAULTS, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
 from .server.target import add_allow_root, allowed_roots, resolve_target  # noqa: E402
 
-__all__ = ["DEFAULT_PORT", "DEMO_FOLDER", "build_pipeline", "listen", "main", "make_parser", "open_browser", "summary"]
+__all__ = [
+    "CommandError", "DEFAULT_PORT", "DEMO_FOLDER", "build_pipeline", "listen", "main", "make_parser", "open_browser",
+    "stage_values", "summary",
+]
 
 log = logging.getLogger("bulk_panel")
 

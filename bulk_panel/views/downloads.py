@@ -24,8 +24,9 @@ class Downloads(pn.viewable.Viewer):
     """CSV / Parquet of the selection or of all rows, and a zip of the selected images.
 
     The bytes are made on click and sent to the browser; nothing is written on the server.
-    Served (``exports_url`` set), the zip streams from :class:`ZipExportHandler`; without a
-    server route (Jupyter) it is a FileDownload of a spooled file.
+    Served (``exports_url`` set), the zip streams from the server's route
+    (:class:`~bulk_panel.server.routes.ZipExportHandler`); without a server route (Jupyter) it
+    is a FileDownload of a spooled file.
     """
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
