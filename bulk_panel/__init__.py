@@ -7,17 +7,21 @@
 Names are imported on first use, so ``import bulk_panel`` stays light.
 """
 from importlib import import_module
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+#: the bundled demo images (package data: they ship in the wheel)
+DEMO_FOLDER = Path(__file__).resolve().parent / "demo"
 
 _EXPORTS = {
     "Pipeline": "bulk_panel.compute.pipeline",
     "Results": "bulk_panel.compute.results",
     "ResultsError": "bulk_panel.compute.results",
     "load_results": "bulk_panel.compute.results",
-    "explore": "bulk_panel.jupyter",
+    "explore": "bulk_panel.server.jupyter",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "DEMO_FOLDER", "__version__"]
 
 
 def __getattr__(name):

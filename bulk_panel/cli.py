@@ -24,27 +24,19 @@ os.environ.setdefault(
     "NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulk_panel" / "numba")
 )
 
-from .compute.cluster import Clusterer  # noqa: E402
-from .compute.embed import Embedder  # noqa: E402
-from .compute.images import ImageSource  # noqa: E402
-from .compute.project import Projector  # noqa: E402
+from . import DEMO_FOLDER  # noqa: E402
+from .compute.stages import NONE_DEFAULTS, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
+from .server.target import add_allow_root, allowed_roots, resolve_target  # noqa: E402
+
+__all__ = [
+    "CommandError", "DEFAULT_PORT", "DEMO_FOLDER", "build_pipeline", "listen", "main", "make_parser", "open_browser",
+    "stage_values", "summary",
+]
 
 log = logging.getLogger("bulk_panel")
 
-DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 DEFAULT_PORT = 5006  # bulk-panel serve without --port: this one, else the next free one
 PORT_TRIES = 100
-
-# (stage, parameter names exposed as flags); flag = --name-with-dashes unless aliased
-STAGE_FLAGS: dict[str, tuple[type, Sequence[str]]] = {
-    "source": (ImageSource, ("recursive", "include_hidden")),
-    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half")),
-    "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
-    "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
-}
-ALIASES = {"n_neighbors": "umap-neighbors"}
-# what an unset (None) parameter does, for its flag's help where its doc does not say; others: "auto"
-NONE_DEFAULTS = {"dask": "none: embed in this process, without Dask"}
 
 
 class UsageError(Exception):
@@ -57,7 +49,7 @@ class CommandError(Exception):
 
 def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser) -> None:
     p = cls.param[name]
-    flag = "--" + ALIASES.get(name, name.replace("_", "-"))
+    flag = flag_name(name)
     default = p.default
     help_text = f"{p.doc} (default: {NONE_DEFAULTS.get(name, 'auto') if default is None else default})"
     kwargs: dict = {"dest": f"{stage}.{name}", "default": argparse.SUPPRESS, "help": help_text}
@@ -78,7 +70,7 @@ def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser)
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """Add one flag per exposed stage parameter, grouped by stage."""
-    for stage, (cls, names) in STAGE_FLAGS.items():
+    for stage, (cls, names) in STAGE_PARAMETERS.items():
         group = parser.add_argument_group(f"{cls.__name__} ({stage})")
         for name in names:
             _flag_for(stage, cls, name, group)
@@ -92,26 +84,27 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_allow_root(parser: argparse.ArgumentParser) -> None:
-    """The repeatable ``--allow-root DIR`` flag of ``bulk-panel serve`` and ``app.py``."""
-    parser.add_argument(
-        "--allow-root", dest="allow_root", action="append", default=[], metavar="DIR",
-        help="a further folder the page may run the pipeline in (repeatable); the folder, or the "
-        "results' image folder, named on the command line is always allowed, nothing else is",
-    )
+def stage_values(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The stage parameters given as flags: stage → parameter → value (flags left out: absent)."""
+    return {
+        stage: {n: getattr(args, f"{stage}.{n}") for n in names if hasattr(args, f"{stage}.{n}")}
+        for stage, (_cls, names) in STAGE_PARAMETERS.items()
+    }
+
+
+def checked_stages(args: argparse.Namespace) -> dict:
+    """The stages configured from parsed flags; a bad value → UsageError."""
+    try:
+        return build_stages(stage_values(args))
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from exc
 
 
 def build_pipeline(args: argparse.Namespace, root: Path):
     """A :class:`Pipeline` configured from parsed flags; bad values → UsageError."""
     from .compute.pipeline import Pipeline
 
-    stages = {}
-    for stage, (cls, names) in STAGE_FLAGS.items():
-        values = {n: getattr(args, f"{stage}.{n}") for n in names if hasattr(args, f"{stage}.{n}")}
-        try:
-            stages[stage] = cls(**values)
-        except ValueError as exc:
-            raise UsageError(str(exc).splitlines()[0]) from exc
+    stages = checked_stages(args)
     return Pipeline(root=str(root), cache_dir=args.cache_dir, incremental=not getattr(args, "refit", False), **stages)
 
 
@@ -202,29 +195,32 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the dashboard on results, or on a folder (the page runs the pipeline first)."""
-    from .compute.results import is_results_folder, load_results
+    """Serve the dashboard on results, or on a folder (the page runs the pipeline first), with the
+    pipeline flags as the page's pipeline settings."""
+    from .compute.results import load_results
 
-    target = Path(args.target)
-    images = target.is_dir() and not is_results_folder(target)  # else a results file or folder of parts
-    if not images:
-        load_results(target, lazy=True)  # fail here, with a one-line message, rather than in every session
-    import panel as pn
-
-    from .session import allowed_roots, session_page
-    from .views import ROUTES, warm_datashader
-
+    target = resolve_target(args.target, args.output)
+    if not target.images:
+        load_results(target.path, lazy=True)  # fail here, with a one-line message, rather than in every session
+    checked_stages(args)  # a bad value: a usage error now, not a broken page later
     try:
         roots = allowed_roots(args.allow_root)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    import panel as pn
+
+    from .server.routes import ROUTES
+    from .server.session import session_page
+    from .views import warm_datashader
+
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    output = Path(args.output).resolve() if images else None
     warm_datashader()  # the map's kernels compile while the server starts, not in the first page
+    page = dict(output=target.output, allowed_roots=roots, cache_dir=args.cache_dir, settings=stage_values(args),
+                incremental=not args.refit)
 
     def bind(port: int):
         return pn.serve(
-            {"bulk_panel": lambda: session_page(target.resolve(), output=output, allowed_roots=roots, cache_dir=args.cache_dir)},
+            {"bulk_panel": lambda: session_page(target.path, **page)},
             port=port,
             address=args.address,
             show=False,
@@ -239,7 +235,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = listen(bind, args.address, args.port)
     url = f"http://{args.address}:{server.port}/bulk_panel"
     moved = f"port {DEFAULT_PORT} is in use; " if args.port is None and server.port != DEFAULT_PORT else ""
-    print(f"bulk_panel: {moved}serving {target} on {url}", file=sys.stderr)
+    print(f"bulk_panel: {moved}serving {args.target or target.path} on {url}", file=sys.stderr)
     if args.show:  # in a thread: a terminal browser (no display) blocks until it quits
         threading.Thread(target=open_browser, args=(url,), name="bulk-panel-browser", daemon=True).start()
     server.start()
@@ -371,9 +367,17 @@ def make_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="open results (or a folder, run first) in the dashboard",
-        description="Serve the dashboard on a results file, or on a folder (the pipeline runs first).",
+        description="Serve the dashboard on a results file, or on a folder (the pipeline runs first). The "
+        "pipeline flags set the page's pipeline: its first run on a folder, and the runs started from the page.",
     )
-    serve.add_argument("target", nargs="?", default="demo-results.parquet", help="results file or image folder")
+    serve.add_argument(
+        "target", nargs="?", default=None,
+        help="results file or image folder (default: the demo: demo-results.parquet when made, else its images)",
+    )
+    serve.add_argument(
+        "-o", "--output", default=None,
+        help="results file of the page's pipeline runs (default for a folder: <folder name>-results.parquet)",
+    )
     serve.add_argument(
         "--port", type=int, default=None,
         help=f"port; one given here must be free (default: {DEFAULT_PORT}, or the next free port above it)",
@@ -383,14 +387,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--show", action="store_true",
         help="open the page in a web browser once the server listens (says so when there is no browser)",
     )
+    serve.add_argument("-q", "--quiet", action="store_true", help="no log lines")
     add_allow_root(serve)
-    with_outputs(serve, "results.parquet")
+    add_pipeline_flags(serve)
     from .share import add_parser as add_share_parser
 
     add_share_parser(sub)  # bulk-panel share RESULTS -o site/ (handled by args.handler)
-    from .bench import add_parser as add_bench_parser
-
-    add_bench_parser(sub)  # bulk-panel bench --folder DIR ... (handled by args.handler)
     return parser
 
 

@@ -203,7 +203,7 @@ def serving(apps: dict):
     """Serve ``{name: build()}`` with the thumbnail route in a thread; yields the base URL."""
     import panel as pn
 
-    from bulk_panel.views import ROUTES
+    from bulk_panel.server import ROUTES
 
     pn.extension("tabulator", notifications=True)
     port = free_port()

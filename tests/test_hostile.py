@@ -116,7 +116,7 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
     import panel as pn
 
     from bulk_panel.compute.thumbs import ThumbnailCache
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     corpus, results, base = corpus_run
     sessions = []

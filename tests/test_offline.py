@@ -89,7 +89,7 @@ def assert_offline_and_styled(page, aborted: list, failed: list) -> None:
 
 
 def test_served_dashboard_asks_no_other_host():
-    from bulk_panel.session import session_page
+    from bulk_panel.server.session import session_page
 
     results = synthetic_results(500, clusters=5, seed=2)
     with serving({"bulk_panel": lambda: session_page(results)}) as base, chromium() as browser:
@@ -108,7 +108,7 @@ def test_served_by_each_command_asks_no_other_host(tmp_path, cache_dir, how):
     else:
         command = [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--address", "127.0.0.1",
                    "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}",
-                   "--plugins", "bulk_panel.views", "--args", str(results)]
+                   "--plugins", "bulk_panel.server", "--args", str(results)]
         path = "app"
     log = tmp_path / "server.log"
     with log.open("w") as err:

@@ -145,7 +145,7 @@ def test_pipeline_with_onnx_backend(image_folder, cache_dir, exported):
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_dask_partition_honours_the_backend(backend, image_folder, tmp_path, exported, monkeypatch, caplog):
     """What a Dask worker runs: it loads the export the client prepared, never exports again."""
-    from bulk_panel.compute.distributed import embed_partition
+    from bulk_panel.compute.embed import embed_partition
 
     client = Embedder(workers=0, backend=backend, batch_size=8)
     files = sorted(str(p) for p in image_folder.rglob("*.png"))

@@ -153,7 +153,7 @@ def test_results_folder_of_parts_round_trips_through_dask(tmp_path):
 
 def test_a_results_folder_opens_in_the_dashboard_not_the_pipeline(tmp_path):
     from bulk_panel.compute.results import is_results_folder
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     folder = make_results(n=12).save(tmp_path / "parts", rows_per_part=5)
     (tmp_path / "images").mkdir()

@@ -4,10 +4,10 @@ import html
 import panel as pn
 import pytest
 
-from bulk_panel.cli import STAGE_FLAGS
+from bulk_panel.compute.stages import STAGE_PARAMETERS as STAGE_FLAGS
 from bulk_panel.compute.pipeline import Pipeline
-from bulk_panel.run_controls import PipelineControls
-from bulk_panel.runner import PipelineRunner
+from bulk_panel.views.pipeline import PipelineControls
+from bulk_panel.state.runner import PipelineRunner
 from bulk_panel.state import ResultsStore
 
 from helpers import demo_subset, wait_until

@@ -7,7 +7,7 @@ import param
 import pytest
 
 from bulk_panel.compute.results import Results
-from bulk_panel.runner import FolderRefused, PipelineRunner, resolve_folder
+from bulk_panel.state.runner import FolderRefused, PipelineRunner, resolve_folder
 
 from helpers import DEMO, demo_subset, small_pipeline, synthetic_results
 
@@ -308,7 +308,7 @@ def launched(allowed, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("folder", ["/etc", "~", "../", "escape", "{photos}/escape", "{extra}/.."])
 def test_a_served_page_runs_only_in_the_results_folder_and_the_allowed_roots(launched, folder):
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     path, photos, extra = launched
     dashboard = make_dashboard(path, allowed_roots=[extra])
@@ -322,7 +322,7 @@ def test_a_served_page_runs_only_in_the_results_folder_and_the_allowed_roots(lau
 
 def test_an_allowed_extra_root_is_accepted(launched):
 
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     path, photos, extra = launched
     for folder, extra_roots, real in ((str(extra / "more"), [extra], extra / "more"), (".", (), photos)):
@@ -339,7 +339,7 @@ def test_an_allowed_extra_root_is_accepted(launched):
 
 def test_results_with_no_known_folder_get_no_run_controls_unless_a_root_is_allowed(tmp_path):
 
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     results = synthetic_results(20)  # no image_root in its meta
     assert make_dashboard(results).runner is None  # never "any folder" by accident
@@ -349,7 +349,7 @@ def test_results_with_no_known_folder_get_no_run_controls_unless_a_root_is_allow
 
 def test_allow_root_flags_are_checked_and_parsed(tmp_path):
     from bulk_panel.cli import make_parser
-    from bulk_panel.session import allowed_roots, app_args
+    from bulk_panel.server.target import allowed_roots, app_args
 
     args = make_parser().parse_args(["serve", "r.parquet", "--allow-root", str(tmp_path), "--allow-root", "~"])
     assert args.allow_root == [str(tmp_path), "~"]

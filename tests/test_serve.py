@@ -161,7 +161,7 @@ PANEL_500 = ["/components/../../../../../../etc/passwd", "/components/..%2f..%2f
 
 
 def test_nothing_outside_the_folder_is_served(crafted):
-    from bulk_panel.session import session_page
+    from bulk_panel.server.session import session_page
 
     results, outside, hashes = crafted
     with serving({"crafted": lambda: session_page(results)}) as base:
@@ -194,7 +194,7 @@ def test_serve_refuses_a_corrupt_results_file_at_launch_on_one_line(tmp_path):
 def test_a_results_file_broken_while_served_gives_a_message_and_serving_goes_on(crafted, tmp_path):
     import pandas as pd
 
-    from bulk_panel.session import session_page
+    from bulk_panel.server.session import session_page
 
     results, _, hashes = crafted
     path = results.save(tmp_path / "results.parquet")

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.ui, pytest.mark.slow]  # the served results come from 
 def served(tmp_path_factory):
     """Real results of 18 demo images (real model, UMAP, HDBSCAN) served with ``--allow-root``
     semantics (an extra folder of 60 other, uncached images); yields (url, sessions, browser, extra)."""
-    from bulk_panel.session import make_dashboard
+    from bulk_panel.server.session import make_dashboard
 
     base = tmp_path_factory.mktemp("sessions")
     folder = demo_subset(base / "images", per_category=6)

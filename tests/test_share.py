@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from bulk_panel.share import prepare_sources, write_bundle, write_wheel
-from bulk_panel.static_app import BUNDLE_DIR, describe, read_bundle
+from bulk_panel.share import BUNDLE_DIR, describe, read_bundle
 
 from helpers import (
     ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, answers, free_port, real_results, synthetic_results, wait_for_plot,
@@ -72,7 +72,7 @@ EXERCISE = """
 import io
 import panel as pn
 import pandas as pd
-from bulk_panel.static_app import StaticDashboard
+from bulk_panel.share.app import StaticDashboard
 import bulk_panel
 
 dash = StaticDashboard.from_bundle({folder!r})
@@ -166,7 +166,7 @@ def test_wheel_holds_the_package_and_no_dependencies(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         metadata = zf.read("bulk_panel-0.1.0.dist-info/METADATA").decode()
-    assert {"bulk_panel/static_app.py", "bulk_panel/views.py", "bulk_panel/state.py",
+    assert {"bulk_panel/share/app.py", "bulk_panel/views/__init__.py", "bulk_panel/state/__init__.py",
             "bulk_panel/compute/results.py"} <= set(names)
     assert "Requires-Dist" not in metadata  # micropip must not try to fetch torch
 

@@ -318,7 +318,7 @@ def test_split_selection_separates_two_blobs_and_undoes():
 
 
 def test_first_min_per_code_matches_groupby_idxmin():
-    from bulk_panel.state import _first_min_per_code
+    from bulk_panel.state.labels import _first_min_per_code
 
     rng = np.random.default_rng(1)
     codes = rng.integers(0, 7, 5_000)

@@ -27,7 +27,8 @@ def served(tmp_path_factory):
     import panel as pn
 
     from bulk_panel.state import ResultsStore
-    from bulk_panel.views import ROUTES, Dashboard
+    from bulk_panel.server import ROUTES
+    from bulk_panel.views import Dashboard
 
     from bulk_panel.views import shared_thumbnails
 

@@ -11,7 +11,7 @@ import panel as pn
 import pytest
 
 from bulk_panel.compute.thumbs import ThumbnailCache
-from bulk_panel.jupyter import explore
+from bulk_panel.server.jupyter import explore
 from bulk_panel.state import ResultsStore
 from bulk_panel.views import (Dashboard, Downloads, HoverPreview, LabelSummary, LabelTools, ScatterView,
                               SelectionTable, shared_results)
@@ -282,7 +282,8 @@ def test_zip_route_streams_the_sessions_selection(tmp_path):
     import urllib.error
     import urllib.request
 
-    from bulk_panel.views import EXPORTS_URL, ROUTES, shared_exports
+    from bulk_panel.server import ROUTES
+    from bulk_panel.views import EXPORTS_URL, shared_exports
 
     root, paths, hashes = drawn_images(tmp_path)
     store = ResultsStore(results=synthetic_results(len(paths), paths=paths, hashes=hashes, image_root=root))

@@ -112,7 +112,7 @@ class FileIndex:
                 " height INTEGER)"
             )
 
-    def _connect(self) -> "sqlite3.Connection":  # noqa: F821
+    def _connect(self):
         import sqlite3  # here, not at the top: the shared static page (Pyodide) has no sqlite3
 
         return sqlite3.connect(self.path, timeout=60)

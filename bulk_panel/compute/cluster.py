@@ -94,7 +94,7 @@ class Clusterer(param.Parameterized):
     def restore(self, points, labels, probabilities, outlier_scores, min_cluster_size: int,
                 birth_distances=None) -> "Clusterer":
         """Take back an earlier fit (its points and results, e.g. read from disk) for :meth:`predict`;
-        without ``birth_distances`` (a map saved before they were kept), :meth:`predict` uses the
+        without ``birth_distances`` (a saved map that holds none), :meth:`predict` uses the
         clusters' largest core distances instead."""
         self.birth_distances_ = None if birth_distances is None else np.asarray(birth_distances, dtype=float)
         self.points_ = np.asarray(points, dtype=np.float32)

@@ -1,22 +1,20 @@
-"""Embedding on a Dask distributed cluster.
+"""Running work on a Dask distributed cluster, part by part (the embedder's ``dask`` setting).
 
 >>> Embedder(dask="tcp://scheduler:8786").fit(root, paths, cache_dir)   # an existing cluster
 >>> Embedder(dask="local:4").fit(root, paths, cache_dir)                # a LocalCluster
 
-The files are split into partitions; each worker loads the model once (per process), embeds
-its share and writes shards into the same content-keyed cache folder, which must therefore
-be reachable by every worker at the same path (one machine, or a shared file system). The
-client records the outcome of each partition as it completes, so an interrupted run keeps
-every finished partition.
+The files are split into parts; each worker runs the work it is given on its share (the
+embedder's :func:`~bulk_panel.compute.embed.embed_partition`: load the model once per process,
+embed, write shards into the same content-keyed cache folder, which must therefore be
+reachable by every worker at the same path). The client records the outcome of each part as
+it completes, so an interrupted run keeps every finished part. Nothing here knows what the
+work is.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Callable, Sequence
-
-from .cache import EmbeddingCache
 
 
 @contextlib.contextmanager
@@ -36,37 +34,24 @@ def dask_client(address: str):
             yield client
 
 
-def embed_partition(files: Sequence[str], settings: dict, cache_dir: str):
-    """Runs on a worker: embed ``files`` into the cache; returns (outcomes, new vectors)."""
-    from .embed import Embedder
+def run_partitions(address: str, files: Sequence[str], work: Callable, on_batch: Callable, min_size: int = 1) -> int:
+    """Run ``work(part)`` on the Dask cluster at ``address`` for parts of ``files`` (about four
+    per worker, at least ``min_size`` files each); ``work`` gives ``(outcomes, count)`` and
+    ``on_batch(outcomes, offset)`` is called as each part completes, ``offset`` being where the
+    part starts in ``files``. Returns the sum of the counts.
 
-    embedder = Embedder(**settings, workers=0)  # a worker process decodes in its own thread
-    cache = EmbeddingCache(Path(cache_dir), embedder.loaded().identity)
-    outcomes = []
-    embedded = embedder._embed_into_cache(files, cache, 0, outcomes.extend)
-    return outcomes, embedded
-
-
-def embed_on_dask(embedder, files: Sequence[str], cache_dir: Path, on_batch: Callable) -> int:
-    """Embed ``files`` on the cluster named by ``embedder.dask``; ``on_batch(outcomes, offset)``
-    is called as each partition completes. Returns how many new vectors were computed."""
+    >>> run_partitions("local:2", files, functools.partial(embed_partition, settings=..., cache_dir=...), on_batch)
+    """
     from distributed import as_completed
 
-    # every setting but the Dask address and the client's worker count; the backend included:
-    # workers load the ONNX export the client checked (Embedder._prepare_engine) from the cache
-    names = ("model", "weights", "device", "batch_size", "max_pixels", "backend", "half")
-    settings = {k: getattr(embedder, k) for k in names}
-    with dask_client(embedder.dask) as client:
+    with dask_client(address) as client:
         n_workers = max(1, len(client.scheduler_info()["workers"]))
-        size = max(embedder.batch_size, -(-len(files) // (4 * n_workers)))
+        size = max(min_size, -(-len(files) // (4 * n_workers)))
         starts = list(range(0, len(files), size))
-        futures = {
-            client.submit(embed_partition, files[s : s + size], settings, str(cache_dir), pure=False): s
-            for s in starts
-        }
-        embedded = 0
+        futures = {client.submit(work, list(files[s : s + size]), pure=False): s for s in starts}
+        total = 0
         for future in as_completed(futures):
             outcomes, count = future.result()
             on_batch(outcomes, futures[future])
-            embedded += count
-    return embedded
+            total += count
+    return total

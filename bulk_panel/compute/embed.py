@@ -587,7 +587,7 @@ class Embedder(param.Parameterized):
             prefetch_factor=4 if workers else None,
         )
 
-    def _embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
+    def embed_into_cache(self, files: Sequence[str], cache: EmbeddingCache, workers: int, on_batch) -> int:
         """Read, hash, decode and embed ``files`` (absolute) into ``cache``, batch by batch.
 
         After each batch is safely on disk, ``on_batch`` gets ``[(j, hash, width, height,
@@ -671,14 +671,18 @@ class Embedder(param.Parameterized):
         cached_before = cache.known()  # to tell cache hits from files identical to a file embedded now
         try:
             if self.dask and files:
-                from .distributed import embed_on_dask
+                from .distributed import run_partitions
 
                 if self.backend != "torch":
                     self._prepare_engine(files, cache.folder)
-                embedded = embed_on_dask(self, files, cache_dir, on_batch)
+                # every setting but the Dask address and the client's worker count; the backend
+                # included: workers load the ONNX export the client checked (_prepare_engine)
+                settings = {k: getattr(self, k) for k in DASK_SETTINGS}
+                work = functools.partial(embed_partition, settings=settings, cache_dir=str(cache_dir))
+                embedded = run_partitions(self.dask, files, work, on_batch, min_size=self.batch_size)
                 cache.refresh()
             else:
-                embedded = self._embed_into_cache(files, cache, self.workers, on_batch)
+                embedded = self.embed_into_cache(files, cache, self.workers, on_batch)
         finally:
             cache.compact()
 
@@ -696,3 +700,21 @@ class Embedder(param.Parameterized):
         self.identical_ = max(0, len(ok) - cached - embedded)  # no forward pass and no cache hit of their own
         self.counts_ = {"embedded": embedded, "cached": cached, "skipped": len(errors)}
         return self
+
+
+#: the settings a Dask worker's embedder takes from the client's
+DASK_SETTINGS = ("model", "weights", "device", "batch_size", "max_pixels", "backend", "half")
+
+
+def embed_partition(files: Sequence[str], settings: dict, cache_dir: str) -> tuple[list, int]:
+    """What a Dask worker runs: embed ``files`` into the cache with an :class:`Embedder` of
+    ``settings``; returns (outcomes, new vectors) for :meth:`Embedder.embed_into_cache`'s
+    ``on_batch``.
+
+    >>> embed_partition(files, {"model": "resnet18"}, "/shared/cache")
+    """
+    embedder = Embedder(**settings, workers=0)  # a worker process decodes in its own thread
+    cache = EmbeddingCache(Path(cache_dir), embedder.loaded().identity)
+    outcomes: list = []
+    embedded = embedder.embed_into_cache(files, cache, 0, outcomes.extend)
+    return outcomes, embedded

@@ -23,13 +23,8 @@ SEED_RECIPE = {
                   "init": "spectral"},
     "clusterer": {"min_cluster_size": 8, "min_samples": 5},
 }
+#: bulk_panel's own defaults
 DEFAULT_RECIPE: dict = {"projector": {}, "clusterer": {}}
-#: bulk_panel's defaults before the one-layout recipe: a 10-D clustering space, then the map
-PREVIOUS_RECIPE = {
-    "projector": {"cluster_dims": 10, "min_dist": 0.1, "map_epochs": 150, "negative_sample_rate": 5,
-                  "repulsion_strength": 1.0, "init": "spectral", "pca_fit_rows": None},
-    "clusterer": {},
-}
 RECIPES = {"bulk_panel": DEFAULT_RECIPE, "seed": SEED_RECIPE}
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 
-from .schema import NOISE, NOISE_LABEL, RECORD_COLUMNS, cluster_label  # noqa: F401 (re-exported)
+from .schema import NOISE, NOISE_LABEL, RECORD_COLUMNS, cluster_label
+
+__all__ = ["NOISE", "NOISE_LABEL", "RECORD_COLUMNS", "ImageRecord", "cluster_label", "docs_from_frame", "frame_from_docs"]
 
 
 class ImageRecord(BaseDoc):

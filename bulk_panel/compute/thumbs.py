@@ -27,7 +27,7 @@ import pandas as pd
 from .cache import atomic_write, default_cache_dir
 from .images import ImageError, read_image, resolve_inside
 
-__all__ = ["HASH_PATTERN", "ThumbnailCache", "data_uri", "make_thumbnail", "safe_name", "write_image_zip"]
+__all__ = ["HASH_PATTERN", "ShownThumbnails", "ThumbnailCache", "data_uri", "make_thumbnail", "safe_name", "write_image_zip"]
 
 THUMB_SIZE = 128
 PREVIEW_SIZE = 640
@@ -128,6 +128,57 @@ class ThumbnailCache:
             jpeg = self.get(digest, size)
             out.append(data_uri(jpeg) if jpeg else "")
         return out
+
+
+class ShownThumbnails(ThumbnailCache):
+    """A :class:`ThumbnailCache` that also serves the images views have shown from results
+    whose paths stay on disk: :meth:`allow` notes (content hash → image folder, path) for the
+    rows shown, a dict entry each (the newest ``limit`` kept), and a hash is checked against
+    its folder (:func:`~bulk_panel.compute.images.resolve_inside`) and registered only when a
+    thumbnail of it is asked for. A table of 50,000 rows so costs milliseconds, not a second.
+
+    >>> thumbs = ShownThumbnails(); thumbs.allow("/photos", ["0f…"], ["cats/tom.jpg"])
+    >>> thumbs.get("0f…")   # resolved and made on first ask
+    """
+
+    def __init__(self, cache_dir: Optional[str | Path] = None, limit: int = 200_000):
+        super().__init__(cache_dir)
+        self.limit = int(limit)
+        self._shown: "dict[str, tuple[Path, str]]" = {}
+
+    def allow(self, image_root: Optional[str | Path], hashes, paths) -> None:
+        """Allow the images at ``paths`` (relative to ``image_root``), keyed by ``hashes``."""
+        if image_root is None:
+            return
+        root = Path(image_root)
+        with self._lock:
+            for digest, rel in zip(hashes, paths):
+                if isinstance(digest, str) and digest not in self._sources and HASH_PATTERN.fullmatch(digest):
+                    self._shown.pop(digest, None)
+                    self._shown[digest] = (root, rel)  # newest last
+            while len(self._shown) > self.limit:
+                del self._shown[next(iter(self._shown))]
+
+    def _resolve(self, digest) -> None:
+        with self._lock:
+            shown = self._shown.pop(digest, None) if isinstance(digest, str) else None
+        if shown is not None:
+            source = resolve_inside(*shown)  # a crafted results file reaches nothing outside
+            if source is not None:
+                with self._lock:
+                    self._sources.setdefault(digest, Path(source))
+
+    def __contains__(self, digest: str) -> bool:
+        self._resolve(digest)
+        return super().__contains__(digest)
+
+    def source(self, digest: str) -> Optional[Path]:
+        self._resolve(digest)
+        return super().source(digest)
+
+    def get(self, digest: str, size: int = THUMB_SIZE) -> Optional[bytes]:
+        self._resolve(digest)
+        return super().get(digest, size)
 
 
 def safe_name(name: str, fallback: str = "unnamed", limit: int = 120) -> str:

@@ -3,7 +3,7 @@
     bulk-panel share results.parquet -o site/
     python -m http.server -d site/          # or any static host; open /index.html
 
-The page is :mod:`bulk_panel.static_app` (the dashboard's own state and views) converted with
+The page is :mod:`bulk_panel.share.app` (the dashboard's own state and views) converted with
 ``panel convert --to pyodide-worker``. What travels with it, in ``site/index.resources.zip``:
 the points and labels (``bulk_panel_data/points.csv.gz``; at most ``max_points`` rows, a
 seeded random sample above that), small JPEG thumbnails (``thumbnails.zip``) and a wheel of
@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,21 +30,23 @@ from typing import Optional
 
 import numpy as np
 
-from . import __version__
-from .compute.results import Results, load_results
-from .compute.schema import RECORD_COLUMNS
-from .compute.thumbs import ThumbnailCache
+from .. import __version__
+from ..compute.results import Results, load_results
+from ..compute.schema import RECORD_COLUMNS
+from ..compute.thumbs import ThumbnailCache
+from .bundle import BUNDLE_DIR, BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, POINTS_FILE, THUMBS_FILE, describe
+from .notice import ShareError, add_offline_notice
 
-# bulk_panel.static_app (Panel, HoloViews) is imported only when a page is built, so that
+# no Panel here: the page (bulk_panel.share.app) runs in panel convert's process, so that
 # `bulk-panel --help` and the other subcommands stay quick to start
 
-__all__ = ["MAX_POINTS", "ShareError", "add_offline_notice", "add_parser", "build_site", "prepare_sources", "write_bundle", "write_wheel"]
+__all__ = ["MAX_POINTS", "add_parser", "build_site", "prepare_sources", "write_bundle", "write_wheel"]
 
 MAX_POINTS = 20_000  # the dashboard datashades above this; the page draws plain points only
 SHARE_THUMB_SIZE = 96
 APP_NAME = "index"  # the page is index.html
 APP_SCRIPT = '''"""The shared bulk_panel page (written by `bulk-panel share`)."""
-from bulk_panel.static_app import servable_page
+from bulk_panel.share.app import servable_page
 
 servable_page()
 '''
@@ -53,104 +54,6 @@ servable_page()
 # no pyarrow (the points are CSV), no scipy (nearest-point falls back to numpy)
 PAGE_REQUIREMENTS = ["numpy", "pandas", "param", "pillow"]
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed entry times: the same results give the same files
-
-
-# Put first into the page's <head>: where the public CDNs cannot be reached (a closed network, a
-# blocking proxy), the page shows this message instead of its unstyled remains (the template's
-# icons at full size). It watches what the page loads from other hosts: a script or style sheet
-# that fails (web fonts excepted: the page works without them), the Pyodide worker failing to
-# start, and the worker's report that packages could not be installed.
-OFFLINE_NOTICE = r"""<!-- bulk_panel: a readable message when the CDNs this page loads from cannot be reached -->
-<style>
-#bulk-panel-offline { position: fixed; inset: 0; z-index: 2147483647; overflow: auto; display: flex;
-  align-items: center; justify-content: center; background: #fff; color: #222;
-  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-#bulk-panel-offline > div { max-width: 40em; padding: 2em; }
-#bulk-panel-offline h1 { font-size: 1.5em; margin: 0 0 0.6em; }
-#bulk-panel-offline code { background: #f0f0f0; padding: 0 0.25em; border-radius: 3px; white-space: nowrap; }
-#bulk-panel-offline .details { color: #666; font-size: 0.85em; overflow-wrap: anywhere; }
-html.bulk-panel-offline body > :not(#bulk-panel-offline) { display: none !important; }
-html.bulk-panel-offline body::before, html.bulk-panel-offline body::after { display: none !important; }
-</style>
-<script>
-(function () {
-  var CDN_HOSTS = __HOSTS__;
-  var OPTIONAL = /(^|\.)(fonts\.googleapis\.com|fonts\.gstatic\.com)$/;
-  var unreachable = [], details = [], box = null;
-  function hostOf(url) {
-    try { return new URL(url, location.href).host; } catch (e) { return ""; }
-  }
-  function paragraph(parent, text, className) {
-    var p = document.createElement("p");
-    p.textContent = text;
-    if (className) p.className = className;
-    parent.appendChild(p);
-    return p;
-  }
-  function render() {
-    if (!document.body) return;
-    document.documentElement.classList.add("bulk-panel-offline");
-    document.body.classList.remove("pn-loading");
-    if (box) box.remove();
-    box = document.createElement("div");
-    box.id = "bulk-panel-offline";
-    box.setAttribute("role", "alert");
-    var inner = document.createElement("div");
-    var title = document.createElement("h1");
-    title.textContent = "This page could not load what it runs on";
-    inner.appendChild(title);
-    paragraph(inner, "It runs in your browser with Pyodide (Python in WebAssembly), which it loads, with " +
-      "its Python packages and scripts, from public servers when it is opened: " + CDN_HOSTS.join(", ") +
-      " and PyPI. From here, " + (unreachable.length ? unreachable.join(", ") : "some of them") +
-      " could not be reached: this network may have no internet access, or a proxy or filter blocks them.");
-    var hint = paragraph(inner, "Open the page where the internet is reachable, or open the results with ");
-    var code = document.createElement("code");
-    code.textContent = "bulk-panel serve RESULTS";
-    hint.appendChild(code);
-    hint.appendChild(document.createTextNode(", which needs no internet."));
-    if (details.length) paragraph(inner, "Details: " + details.join("; "), "details");
-    box.appendChild(inner);
-    document.body.appendChild(box);
-  }
-  function fail(host, detail) {
-    if (host && unreachable.indexOf(host) < 0) unreachable.push(host);
-    if (detail && details.indexOf(detail) < 0 && details.length < 3) details.push(detail);
-    if (document.body) render();
-    else document.addEventListener("DOMContentLoaded", render, { once: true });
-  }
-  window.addEventListener("error", function (event) {
-    var el = event.target;
-    if (!el || el === window || !el.tagName) return;
-    var url = el.tagName === "SCRIPT" ? el.src : el.tagName === "LINK" && /stylesheet/i.test(el.rel) ? el.href : "";
-    var host = url ? hostOf(url) : "";
-    if (!host || host === location.host || OPTIONAL.test(host)) return;
-    fail(host, "could not load " + url);
-  }, true);
-  var NativeWorker = window.Worker;
-  if (!NativeWorker) return;
-  window.Worker = function (url, options) {
-    var worker = new NativeWorker(url, options);
-    worker.addEventListener("error", function (event) {
-      var text = String(event.message || "the Pyodide worker stopped");
-      var match = /https?:\/\/[^\/'"\s]+/.exec(text);
-      fail(match ? hostOf(match[0]) : "", text);
-    });
-    worker.addEventListener("message", function (event) {
-      var msg = event.data || {};
-      if (msg.type === "status" && /^Error while installing packages/.test(String(msg.msg))) {
-        fail("", "Python packages could not be installed (micropip)");
-      }
-    });
-    return worker;
-  };
-  window.Worker.prototype = NativeWorker.prototype;
-})();
-</script>
-"""
-
-
-class ShareError(RuntimeError):
-    """The page could not be built; the message says why in one line."""
 
 
 def _sample_rows(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -172,8 +75,6 @@ def write_bundle(
 
     >>> write_bundle(load_results("results.parquet"), "bulk_panel_data", max_points=5_000)
     """
-    from .static_app import BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, POINTS_FILE, THUMBS_FILE
-
     if max_points < 1:
         raise ShareError(f"max points must be at least 1, not {max_points}")
     folder = Path(folder)
@@ -216,7 +117,7 @@ def _progress(items, total: int, desc: str):
 def write_wheel(folder: str | Path) -> Path:
     """A pure-Python wheel of this bulk_panel with no declared dependencies (the page lists the
     few it needs; torch and friends are never imported there); returns its path."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # bulk_panel/
     dist_info = f"bulk_panel-{__version__}.dist-info"
     files = {f"bulk_panel/{p.relative_to(package).as_posix()}": p.read_bytes() for p in sorted(package.rglob("*.py"))}
     files[f"{dist_info}/METADATA"] = (
@@ -250,8 +151,6 @@ def prepare_sources(results: Results, folder: str | Path, **bundle) -> tuple[Pat
 
     >>> script, meta = prepare_sources(results, "page-src", max_points=5_000)
     """
-    from .static_app import BUNDLE_DIR
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = write_bundle(results, folder / BUNDLE_DIR, **bundle)
@@ -271,8 +170,6 @@ def build_site(
 
     >>> build_site("results.parquet", "site", max_points=5_000)
     """
-    from .static_app import BUNDLE_DIR
-
     if not isinstance(results, Results):
         results = load_results(results, lazy=True)  # a folder: only the shared rows' paths are read
     out = Path(out).resolve()
@@ -296,31 +193,6 @@ def build_site(
         raise ShareError(f"panel convert failed: {lines[-1] if lines else 'no output'}")
     hosts = add_offline_notice(files[0], files[1])
     return {**meta, "files": [str(f) for f in files], "hosts": hosts}
-
-
-def page_hosts(*texts: str) -> list[str]:
-    """The other hosts that page files (HTML, the worker's script) load from, sorted.
-
-    >>> page_hosts('<script src="https://cdn.bokeh.org/bokeh.js">')   # ['cdn.bokeh.org']
-    """
-    return sorted({host for text in texts for host in re.findall(r"https://([A-Za-z0-9.-]+)/", text)})
-
-
-def add_offline_notice(html: Path, worker: Path) -> list[str]:
-    """Put :data:`OFFLINE_NOTICE` first into the ``<head>`` of the page ``html`` (whose Pyodide
-    worker is ``worker``); returns the hosts the page loads from.
-
-    >>> add_offline_notice(Path("site/index.html"), Path("site/index.js"))   # ['cdn.bokeh.org', ...]
-    """
-    text = html.read_text(encoding="utf-8")
-    hosts = page_hosts(text, worker.read_text(encoding="utf-8"))
-    head = re.search(r"<head\b[^>]*>", text, flags=re.IGNORECASE)
-    if head is None:
-        raise ShareError(f"{html}: no <head> to put the offline notice into")
-    shown = [h for h in hosts if not h.startswith("fonts.")] or hosts
-    notice = OFFLINE_NOTICE.replace("__HOSTS__", json.dumps(shown))
-    html.write_text(text[: head.end()] + "\n" + notice + text[head.end():], encoding="utf-8")
-    return hosts
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -348,8 +220,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_share(args: argparse.Namespace) -> int:
     """Build the page; print what it holds. A results file that cannot be read raises
     ResultsError (the CLI prints it); a failed build prints one line and gives 1."""
-    from .static_app import describe
-
     results = load_results(args.results, lazy=True)
     try:
         meta = build_site(results, args.output, max_points=args.max_points, seed=args.seed,

@@ -38,14 +38,18 @@ class FolderRefused(ValueError):
     """A folder the user may not run the pipeline on; the one-line message names it."""
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs as one space), cut to ``limit`` characters with '…'.
+
+    >>> one_line(f"cannot read {path}: {exc}")
+    """
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _shown(folder: str) -> str:
     """The folder as typed, quoted on one line (names can hold newlines or markup)."""
-    return _one_line(repr(folder), 200)
+    return one_line(repr(folder), 200)
 
 
 def _real(path: str | Path, base: Optional[Path] = None) -> Path:
@@ -75,7 +79,7 @@ def resolve_folder(folder: str, allowed_roots: Optional[Sequence[str | Path]] = 
     try:
         real = _real(text, roots[0] if roots else None)
     except (OSError, ValueError, RuntimeError) as exc:  # symlink loops, bad names
-        raise FolderRefused(f"cannot open folder {_shown(folder)}: {_one_line(exc)}") from exc
+        raise FolderRefused(f"cannot open folder {_shown(folder)}: {one_line(exc)}") from exc
     if roots and not any(real == r or real.is_relative_to(r) for r in roots):
         allowed = ", ".join(str(r) for r in roots)
         raise FolderRefused(f"refused folder {_shown(folder)}: it is outside the allowed folders ({allowed})")
@@ -88,7 +92,7 @@ def resolve_folder(folder: str, allowed_roots: Optional[Sequence[str | Path]] = 
 
 
 def _default_pipeline():
-    from .compute.pipeline import Pipeline
+    from ..compute.pipeline import Pipeline
 
     return Pipeline()
 
@@ -145,7 +149,7 @@ class PipelineRunner(param.Parameterized):
             self.param.update(**values)
 
     def _fail(self, text: str) -> None:
-        line = _one_line(text)
+        line = one_line(text)
         self._set(message=line, error=line)
 
     def run(self, refresh: bool = False) -> Optional[threading.Thread]:
@@ -212,8 +216,8 @@ class PipelineRunner(param.Parameterized):
         return report
 
     def _work(self, root: Path, refresh: bool) -> None:
-        from .compute.embed import EmbedError
-        from .compute.pipeline import STAGES, PipelineError
+        from ..compute.embed import EmbedError
+        from ..compute.pipeline import STAGES, PipelineError
 
         start = time.perf_counter()
         try:
@@ -268,5 +272,5 @@ class PipelineRunner(param.Parameterized):
             self._lock.release()
 
     def _finish_failed(self, text: str) -> None:
-        line = _one_line(text)
+        line = one_line(text)
         self._finish(message=line, error=line)

@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from .compute.results import Results
+from ..compute.results import Results
+
+__all__ = ["explore"]
 
 
 def explore(
@@ -35,8 +37,8 @@ def explore(
     """
     import panel as pn
 
+    from ..views import THUMBS_URL
     from .session import make_dashboard
-    from .views import THUMBS_URL
 
     pn.extension("tabulator")
     return make_dashboard(

@@ -1,7 +1,8 @@
 """Sidebar controls that run the pipeline: folder, stage parameters, Run, progress, message.
 
-A thin view over :class:`~bulk_panel.runner.PipelineRunner`. The stage widgets are generated
-from the stages' parameters, exactly those the CLI exposes (``bulk_panel.cli.STAGE_FLAGS``).
+A thin view over :class:`~bulk_panel.state.runner.PipelineRunner`. The stage widgets are generated
+from the stages' parameters, exactly those the CLI exposes
+(:data:`~bulk_panel.compute.stages.STAGE_PARAMETERS`).
 
 >>> runner = PipelineRunner(folder="photos", allowed_roots=["/data"], on_results=store.load)
 >>> PipelineControls(runner=runner)          # in a sidebar, or on its own in Jupyter
@@ -11,8 +12,10 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from .runner import PipelineRunner
-from .safe import text_pane
+from ..state import PipelineRunner
+from ._widgets import text_pane
+
+__all__ = ["PipelineControls", "STAGE_TITLES"]
 
 #: card titles, by stage
 STAGE_TITLES = {
@@ -54,7 +57,7 @@ class PipelineControls(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        from .cli import STAGE_FLAGS  # the stage classes import the compute stack
+        from ..compute.stages import STAGE_PARAMETERS  # the stage classes import the compute stack
 
         runner = self.runner
         self.folder_input = pn.widgets.TextInput.from_param(
@@ -62,7 +65,7 @@ class PipelineControls(pn.viewable.Viewer):
         )
         self.stage_params: dict[str, pn.Param] = {
             stage: pn.Param(getattr(runner.pipeline, stage), parameters=list(names), show_name=False)
-            for stage, (_cls, names) in STAGE_FLAGS.items()
+            for stage, (_cls, names) in STAGE_PARAMETERS.items()
         }
         self.cards = [
             pn.Card(

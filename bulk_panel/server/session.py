@@ -2,6 +2,7 @@
 
 >>> make_dashboard("results.parquet")            # open results
 >>> make_dashboard("photos/", output="r.parquet") # run the pipeline on a folder first, then show it
+>>> make_dashboard("photos/", settings={"clusterer": {"min_cluster_size": 20}})  # the page's pipeline settings
 >>> session_page("results.parquet", allowed_roots=["/data"])  # served: the page, or a message
 
 Used by ``app.py`` (``panel serve``), ``bulk-panel serve`` and ``bulk_panel.explore`` (Jupyter). The
@@ -11,17 +12,19 @@ the extra roots the operator allowed (``--allow-root DIR``).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import panel as pn
 
-from .compute.pipeline import Pipeline
-from .compute.results import Results, ResultsError, is_results_folder
-from .runner import PipelineRunner, _one_line
-from .state import ResultsStore
-from .views import Dashboard, page_template, shared_results
+from ..compute.pipeline import Pipeline
+from ..compute.results import Results, ResultsError, is_results_folder
+from ..compute.stages import build_stages
+from ..state import PipelineRunner, ResultsStore, one_line
+from ..views import Dashboard, page_template, shared_results
+from ..views._widgets import text_pane
+
+__all__ = ["error_page", "make_dashboard", "session_page"]
 
 
 def make_dashboard(
@@ -29,6 +32,8 @@ def make_dashboard(
     output: Optional[str | Path] = None,
     allowed_roots: Optional[Sequence[str | Path]] = (),
     cache_dir: Optional[str] = None,
+    settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    incremental: bool = True,
     **dashboard_params,
 ) -> Dashboard:
     """A :class:`Dashboard` on results (a file or object) or on an image folder.
@@ -38,8 +43,10 @@ def make_dashboard(
     is None. The page may run the pipeline inside the target's own folder and inside
     ``allowed_roots`` (extra folders the operator allowed); ``None`` allows any folder
     (Jupyter, where the user is the operator). Results whose image folder is unknown, with no
-    extra roots, get no pipeline controls at all. Raises :class:`ResultsError` for a results
-    file that cannot be read.
+    extra roots, get no pipeline controls at all. The page's pipeline starts from ``settings``
+    (stage → parameter → value, as :func:`~bulk_panel.compute.stages.build_stages` takes them;
+    a bad one raises ValueError), ``cache_dir`` and ``incremental``. Raises
+    :class:`ResultsError` for a results file that cannot be read.
     """
     if isinstance(target, Results):
         results, folder = target, target.image_root
@@ -61,7 +68,8 @@ def make_dashboard(
     runner = None
     if roots is None or roots:  # an empty list would mean "any folder" to the runner: no controls then
         runner = PipelineRunner(
-            pipeline=Pipeline(root=str(folder) if folder else None, cache_dir=cache_dir),
+            pipeline=Pipeline(root=str(folder) if folder else None, cache_dir=cache_dir, incremental=incremental,
+                              **build_stages(settings)),
             folder=str(folder or ""),
             allowed_roots=roots,
             on_results=on_results,
@@ -77,12 +85,10 @@ def make_dashboard(
 
 def error_page(message: str, headline: str = "The results could not be opened.") -> pn.viewable.Viewable:
     """A page that says, on one line and as text, why there is no dashboard."""
-    from .safe import text_pane
-
     return page_template(
         title="bulk_panel",
         main=[pn.pane.Alert(headline, alert_type="danger"),
-              text_pane(_one_line(message), styles={"white-space": "pre-wrap"})],
+              text_pane(one_line(message), styles={"white-space": "pre-wrap"})],
         main_layout=None,
     )
 
@@ -97,28 +103,3 @@ def session_page(target: str | Path | Results, **params) -> pn.viewable.Viewable
         return make_dashboard(target, **params).template()
     except ResultsError as exc:
         return error_page(str(exc))
-
-
-def allowed_roots(dirs: Sequence[str]) -> list[Path]:
-    """The ``--allow-root`` folders, resolved; a missing one is a one-line ValueError naming it."""
-    roots = []
-    for d in dirs:
-        path = Path(d).expanduser()
-        if not path.is_dir():
-            raise ValueError(f"--allow-root {d!r}: not a folder")
-        roots.append(path.resolve())
-    return roots
-
-
-def app_args(argv: Sequence[str]) -> argparse.Namespace:
-    """``app.py``'s arguments: ``TARGET [OUTPUT] [--allow-root DIR ...]`` (as ``--args`` gives them).
-
-    >>> app_args(["photos", "--allow-root", "/data"])
-    """
-    from .cli import add_allow_root
-
-    parser = argparse.ArgumentParser(prog="app.py", description="bulk_panel's app for `panel serve ... --args`.")
-    parser.add_argument("target", nargs="?", default=None, help="results file or image folder")
-    parser.add_argument("output", nargs="?", default=None, help="results file for a folder's run")
-    add_allow_root(parser)
-    return parser.parse_args(list(argv))

@@ -1,23 +1,22 @@
-"""Benchmark: ratios against baselines measured in the same run (``python -m bulk_panel.bench``
-or ``bulk-panel bench``).
+"""Benchmark: ratios against baselines measured in the same run.
 
-    bulk-panel bench --folder /tmp/fm2000 --folder /tmp/oc --only embed -o bench
+    python -m benchmarks.bench --folder /tmp/fm2000 --folder /tmp/oc --only embed -o bench
 
-writes ``bench.md`` and ``bench.json``. Rows (each a ratio, since this machine's absolute
-speed varies):
+(from the repository root) writes ``bench.md`` and ``bench.json``. Rows (each a ratio, since
+this machine's absolute speed varies):
 
-1. embedding, per folder and backend: the embed stage's images/s (fresh cache: read, hash,
+- embedding, per folder and backend: the embed stage's images/s (fresh cache: read, hash,
    decode, transform (between forward passes on the CPU), forward, cache shards, file index) ÷ the bare
    forward of the same engine on the same images already decoded and transformed (measured
    before and after; their mean);
-2. backend: ONNX Runtime vs PyTorch bare forward on the same tensors (speed ratio, max abs
+- backend: ONNX Runtime vs PyTorch bare forward on the same tensors (speed ratio, max abs
    difference of the raw features, least cosine similarity of the vectors);
-3. map + clusters: bulk_panel's defaults vs the seed app's recipe on the same embeddings
+- map + clusters: bulk_panel's defaults vs the seed app's recipe on the same embeddings
    (time ratio, ARI, NMI) — only for folders whose first-level subfolders are classes;
    and the cached rerun: a second pipeline run on the same folder ÷ the first.
 
 Dashboard figures (page load, box-select → table, re-render) come from
-``bulk_panel.bench_ui``.
+:mod:`benchmarks.bench_ui`; figures at scale from :mod:`benchmarks.bench_scale`.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ import numpy as np
 
 def sample_paths(folder: Path, limit: int) -> list[str]:
     """Up to ``limit`` image paths of ``folder`` (relative), evenly spread over its sorted list."""
-    from .compute.images import ImageSource
+    from bulk_panel.compute.images import ImageSource
 
     paths, _ = ImageSource(root=str(folder)).find()
     step = max(1, len(paths) // max(limit, 1))
@@ -61,8 +60,8 @@ def forward_rate(embedder, tensors) -> tuple[float, float]:
 
 
 def embed_row(folder: Path, limit: int, workers: int, batch_size: int, backend: str, bare_limit: int = 256) -> dict:
-    """Row 1 for one folder and backend (see the module docstring)."""
-    from .compute.embed import Embedder
+    """The embedding row for one folder and backend (see the module docstring)."""
+    from bulk_panel.compute.embed import Embedder
 
     paths = sample_paths(folder, limit + batch_size)
     warm, paths = paths[:batch_size], paths[batch_size:]
@@ -88,9 +87,9 @@ def embed_row(folder: Path, limit: int, workers: int, batch_size: int, backend: 
 
 
 def backend_row(tensors, batch_size: int) -> dict:
-    """Row 2: ONNX Runtime vs PyTorch on the same tensors: speed ratio and how far apart."""
-    from .compute.cache import l2_normalise
-    from .compute.embed import Embedder
+    """The backend row: ONNX Runtime vs PyTorch on the same tensors: speed ratio and how far apart."""
+    from bulk_panel.compute.cache import l2_normalise
+    from bulk_panel.compute.embed import Embedder
 
     engines = {name: Embedder(workers=0, batch_size=batch_size, backend=name) for name in ("torch", "onnx")}
     rates = {name: forward_rate(e, tensors)[0] for name, e in engines.items()}
@@ -108,9 +107,9 @@ def backend_row(tensors, batch_size: int) -> dict:
 
 
 def cluster_row(folder: Path, workers: int, batch_size: int) -> dict:
-    """Row 3 for one folder: defaults vs the seed's recipe, and the cached rerun ÷ the first run."""
-    from .compute.evaluate import evaluate_recipes, folder_truth
-    from .compute.pipeline import Pipeline
+    """The clusters row for one folder: defaults vs the seed's recipe, and the cached rerun ÷ the first run."""
+    from bulk_panel.compute.evaluate import evaluate_recipes, folder_truth
+    from bulk_panel.compute.pipeline import Pipeline
 
     row: dict = {"folder": str(folder)}
     with tempfile.TemporaryDirectory() as cache:
@@ -148,7 +147,7 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 def markdown(report: dict) -> str:
     lines = [f"# bulk_panel benchmark ({report['when']})", "", f"Machine: {report['machine']}", ""]
     if report.get("embed"):
-        lines += ["## 1. Embedding: pipeline ÷ bare forward (same engine, same images)", ""]
+        lines += ["## Embedding: pipeline ÷ bare forward (same engine, same images)", ""]
         lines += table(
             ["folder", "backend", "images", "pipeline img/s", "bare forward img/s (before / after)", "ratio",
              "CPU ms/img: forward / read+decode+transform (1 process)"],
@@ -159,14 +158,14 @@ def markdown(report: dict) -> str:
         )
     if report.get("backend"):
         r = report["backend"]
-        lines += [f"## 2. Backend: ONNX Runtime vs PyTorch on the CPU ({r['images']} decoded images)", ""]
+        lines += [f"## Backend: ONNX Runtime vs PyTorch on the CPU ({r['images']} decoded images)", ""]
         lines += table(
             ["PyTorch img/s", "ONNX Runtime img/s", "speed-up", "max abs diff (raw features, scale)", "least cosine", "auto uses"],
             [[r["torch_rate"], r["onnx_rate"], f"**{r['speedup']}×**", f"{r['max_abs_diff']:.1e} ({r['feature_scale']})",
               r["min_cosine"], r["used"]]],
         )
     if report.get("clusters"):
-        lines += ["## 3. Map + clusters, cached rerun", ""]
+        lines += ["## Map + clusters, cached rerun", ""]
         lines += table(
             ["folder", "images", "cached rerun ÷ first run", "ARI ours / seed", "NMI ours / seed",
              "map+clusters speed-up vs seed"],
@@ -181,28 +180,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--folder", action="append", type=Path, help="image folder (repeatable; default: the demo)")
     parser.add_argument("-o", "--output", default="bench", help="report path without extension (default: bench)")
     parser.add_argument("--only", choices=["embed", "clusters"], default=None,
-                        help="only rows 1-2 (embedding, backend) or only row 3 (map + clusters)")
-    parser.add_argument("--limit", type=int, default=512, metavar="N", help="images per folder for row 1 (default: 512)")
-    parser.add_argument("--backends", default="auto,torch", help="backends for row 1, comma-separated (default: auto,torch)")
+                        help="only the embedding and backend rows, or only the map + clusters rows")
+    parser.add_argument("--limit", type=int, default=512, metavar="N",
+                        help="images per folder for the embedding rows (default: 512)")
+    parser.add_argument("--backends", default="auto,torch",
+                        help="backends for the embedding rows, comma-separated (default: auto,torch)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (CPU) or DataLoader processes (GPU)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no log lines")
     parser.add_argument("--scale", action="store_true",
-                        help="also rows 3 at 10k/100k, 5, 6, 7 (bulk_panel.bench_scale) on the first folder")
+                        help="also the scale rows (benchmarks.bench_scale: map + clusters at 10k and 100k, "
+                        "incremental, memory, cold start) on the first folder")
     return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``bench`` to the ``bulk-panel`` subcommands (its handler is ``args.handler``)."""
-    p = subparsers.add_parser("bench", help="benchmark the embedding and clustering (Markdown + JSON report)",
-                              description=__doc__.split("\n\n")[0])
-    add_arguments(p).set_defaults(handler=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark rows asked for; write ``<output>.json`` and ``<output>.md``."""
-    from .cli import DEMO_FOLDER
+    from bulk_panel import DEMO_FOLDER
 
     folders = args.folder or [DEMO_FOLDER]
     report: dict = {
@@ -239,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv=None) -> int:
     import logging
 
-    args = add_arguments(argparse.ArgumentParser(prog="python -m bulk_panel.bench", description=__doc__.split("\n\n")[0])).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
+    args = add_arguments(parser).parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     return run(args)
 

@@ -1,19 +1,20 @@
-"""Scale benchmarks (issue 5 rows 3, 5, 6, 7): ratios and figures printed, never asserted.
+"""Scale benchmarks: ratios and figures printed, never asserted.
 
-    python -m bulk_panel.bench_scale --folder /tmp/fm10k --cache-dir /tmp/bpc4 -o bench_scale
+    python -m benchmarks.bench_scale --folder /tmp/fm10k --cache-dir /tmp/bpc4 -o bench_scale
 
-writes ``bench_scale.md`` and ``bench_scale.json``. Rows:
+(from the repository root) writes ``bench_scale.md`` and ``bench_scale.json``. Rows
+(``--rows``):
 
-3. map + clusters at 10k and 100k points: bulk_panel's defaults vs the seed app's recipe on
+- ``map``: map + clusters at 10k and 100k points: bulk_panel's defaults vs the seed app's recipe on
    the same embeddings (wall and CPU time ratio, ARI against the folders). Above the folder's
    size the embeddings are jittered copies of the real ones (each copy keeps its folder) —
    good for timing only: the copies form tight knots of ~10 that both recipes cluster
    as such, so ARI there means nothing; give a folder with that many real images instead;
-5. incremental: ``bulk-panel run`` on a folder, then again after 1% new images: rerun ÷ first
+- ``incremental``: ``bulk-panel run`` on a folder, then again after 1% new images: rerun ÷ first
    run (both fresh processes), and whether the new images were placed into the saved map;
-6. memory: peak RSS of a process holding 100k images' results in a ``ResultsStore`` (frame,
+- ``memory``: peak RSS of a process holding 100k images' results in a ``ResultsStore`` (frame,
    selection, label edits, the embeddings read);
-7. cold start: a fresh ``bulk-panel run`` until its first embedded batch, and ``panel serve
+- ``cold``: cold start: a fresh ``bulk-panel run`` until its first embedded batch, and ``panel serve
    app.py`` until the page answers.
 """
 from __future__ import annotations
@@ -61,11 +62,10 @@ def jittered(embeddings: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -
 
 
 def map_and_clusters(embeddings: np.ndarray, truth: np.ndarray, sizes=(10_000, 100_000), orders: int = 1) -> list[dict]:
-    """Row 3: defaults vs the seed's recipe (and bulk_panel's previous 10-D defaults) at each
-    size, over ``orders`` draws (each its own sample of the rows, or its own jittered copies, in
+    """The map row: defaults vs the seed's recipe at each size, over ``orders`` draws (each its own sample of the rows, or its own jittered copies, in
     its own row order: ARI moves with the sample and with the order alone): mean and min ARI, mean
     times, speed-ups of the mean times (see :func:`evaluate_recipes`)."""
-    from .compute.evaluate import PREVIOUS_RECIPE, RECIPES, evaluate_recipes
+    from bulk_panel.compute.evaluate import evaluate_recipes
 
     out = []
     for n in sizes:
@@ -74,7 +74,7 @@ def map_and_clusters(embeddings: np.ndarray, truth: np.ndarray, sizes=(10_000, 1
             # each draw: another sample of n rows (or other jittered copies), in another order
             x, t = jittered(embeddings, truth, n, seed=order)
             perm = np.random.default_rng(order).permutation(len(x)) if order else np.arange(len(x))
-            for r in evaluate_recipes(x[perm], t[perm], {**RECIPES, "previous": PREVIOUS_RECIPE}):
+            for r in evaluate_recipes(x[perm], t[perm]):
                 runs.setdefault(r["recipe"], []).append(r)
         stats = {name: {
             "ari": round(float(np.mean([r["ari"] for r in rs])), 3), "ari_min": round(min(r["ari"] for r in rs), 3),
@@ -89,7 +89,6 @@ def map_and_clusters(embeddings: np.ndarray, truth: np.ndarray, sizes=(10_000, 1
             "n": n, "orders": orders,
             "data": "real" if n <= len(embeddings) else f"{len(embeddings)} real + jittered copies",
             **ours, **{f"seed_{k}": v for k, v in seed.items()},
-            **{f"previous_{k}": v for k, v in stats["previous"].items()},
             "speedup": round(seed["seconds"] / max(ours["seconds"], 1e-9), 2),
             "cpu_speedup": round(seed["cpu_seconds"] / max(ours["cpu_seconds"], 1e-9), 2),
         })
@@ -108,10 +107,10 @@ def _timed(cmd: list[str], env: Optional[dict] = None) -> float:
 
 
 def incremental(folder: Path, n: int = 1000, fraction: float = 0.01, workers: int = 2) -> dict:
-    """Row 5: a fresh-process run on ``n`` images of ``folder``, then a rerun after adding
+    """The incremental row: a fresh-process run on ``n`` images of ``folder``, then a rerun after adding
     ``fraction`` more of its images (fresh cache, so the first run embeds everything)."""
-    from .compute.images import ImageSource
-    from .compute.results import load_results
+    from bulk_panel.compute.images import ImageSource
+    from bulk_panel.compute.results import load_results
 
     paths, _ = ImageSource(root=str(folder)).find()
     order = np.random.default_rng(0).permutation(len(paths))
@@ -165,7 +164,7 @@ print({"imports_mb": round(base), "loaded_mb": round(loaded), "store_peak_mb": r
 
 
 def memory(n: int = 100_000, dims: int = 1280) -> dict:
-    """Row 6: peak RSS (MB) of a fresh process that opens ``n`` rows of results (written with
+    """The memory row: peak RSS (MB) of a fresh process that opens ``n`` rows of results (written with
     ``dims``-d embeddings) in a ResultsStore, selects, relabels and undoes; then reads the vectors."""
     from .bench_ui import synthetic_results
 
@@ -217,7 +216,7 @@ def serve_ready_seconds(results: Path, timeout: float = 300) -> float:
 
     port = _free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port), "--address", "127.0.0.1",
-           "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins", "bulk_panel.views", "--args", str(results)]
+           "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins", "bulk_panel.server", "--args", str(results)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -239,7 +238,7 @@ def serve_ready_seconds(results: Path, timeout: float = 300) -> float:
 
 
 def cold_start(folder: Path, results: Path, numba_cache: Optional[Path] = None) -> dict:
-    """Row 7: fresh processes, twice each (the second finds numba's on-disk cache filled).
+    """The cold row: fresh processes, twice each (the second finds numba's on-disk cache filled).
 
     ``numba_cache``: the NUMBA_CACHE_DIR to use (default: a new empty folder, so the first
     process shows the cost without a cache)."""
@@ -260,14 +259,14 @@ def cold_start(folder: Path, results: Path, numba_cache: Optional[Path] = None) 
 def markdown(report: dict) -> str:
     lines = [f"# bulk_panel scale benchmark ({report['when']})", "", f"Machine: {report['machine']}", ""]
     if report.get("map"):
-        lines += ["| N | data | draws | ARI mean (min): ours / seed / previous | clusters ours / seed / previous "
-                  "| time ours / seed / previous (wall) | speed-up vs seed, wall / CPU |",
+        lines += ["| N | data | draws | ARI mean (min): ours / seed | clusters ours / seed "
+                  "| time ours / seed (wall) | speed-up vs seed, wall / CPU |",
                   "|---|---|---|---|---|---|---|"]
         for r in report["map"]:
-            ari = " / ".join(f"{r[p + 'ari']:.3f} ({r[p + 'ari_min']:.3f})" for p in ("", "seed_", "previous_"))
+            ari = " / ".join(f"{r[p + 'ari']:.3f} ({r[p + 'ari_min']:.3f})" for p in ("", "seed_"))
             lines.append(f"| {r['n']:,} | {r['data']} | {r['orders']} | {ari} "
-                         f"| {r['clusters']} / {r['seed_clusters']} / {r['previous_clusters']} "
-                         f"| {r['seconds']} s / {r['seed_seconds']} s / {r['previous_seconds']} s "
+                         f"| {r['clusters']} / {r['seed_clusters']} "
+                         f"| {r['seconds']} s / {r['seed_seconds']} s "
                          f"| {r['speedup']}× / {r['cpu_speedup']}× |")
         lines.append("")
     if report.get("incremental"):
@@ -292,8 +291,8 @@ def rows_for(args) -> dict:
     report: dict = {"when": time.strftime("%Y-%m-%d %H:%M"),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"}
     if "map" in args.rows:
-        from .compute.evaluate import folder_truth
-        from .compute.pipeline import Pipeline
+        from bulk_panel.compute.evaluate import folder_truth
+        from bulk_panel.compute.pipeline import Pipeline
 
         pipeline = Pipeline(root=args.folder, cache_dir=args.cache_dir)
         pipeline.run(until="embed")
@@ -313,8 +312,8 @@ def rows_for(args) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """The arguments of ``python -m bulk_panel.bench_scale``."""
-    parser = argparse.ArgumentParser(prog="python -m bulk_panel.bench_scale", description=__doc__.split("\n\n")[0])
+    """The arguments of ``python -m benchmarks.bench_scale``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/fm10k"), help="image folder with class subfolders")
     parser.add_argument("--cache-dir", default=None, help="embedding cache that may already hold the folder's vectors")
     parser.add_argument("--cold-folder", type=Path, default=REPO / "bulk_panel" / "demo", help="folder for the cold-start run")

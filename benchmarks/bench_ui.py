@@ -1,6 +1,6 @@
 """Dashboard figures at 100k and 1M synthetic points (printed, not asserted).
 
-    python -m bulk_panel.bench_ui [--sizes 2000 100000 1000000] [--chromium /usr/bin/chromium]
+    python -m benchmarks.bench_ui [--sizes 2000 100000 1000000] [--chromium /usr/bin/chromium]
 
 For each size: builds synthetic Results (blobs, a few dozen labels), serves the dashboard, and
 with Playwright + Chromium measures the page load until the map canvas and the table are
@@ -24,7 +24,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 def synthetic_results(n: int, labels: int = 36, seed: int = 0):
     """Gaussian blobs around ``labels`` centres (5 % noise), with the results frame's columns."""
-    from .compute.results import Results, build_frame
+    from bulk_panel.compute.results import Results, build_frame
 
     rng = np.random.default_rng(seed)
     cluster = rng.integers(0, labels, n)
@@ -63,8 +63,8 @@ def document_build(results, repeats: int = 2) -> tuple[float, int]:
     Bokeh models the document holds. Best of ``repeats`` after one warm-up."""
     from bokeh.document import Document
 
-    from .state import ResultsStore
-    from .views import Dashboard
+    from bulk_panel.state import ResultsStore
+    from bulk_panel.views import Dashboard
 
     best, models = np.inf, 0
     for attempt in range(repeats + 1):
@@ -85,8 +85,8 @@ def rerender_time(results, repeats: int = 3) -> Optional[float]:
     import holoviews as hv
     from bokeh.document import Document
 
-    from .state import ResultsStore
-    from .views import Dashboard
+    from bulk_panel.state import ResultsStore
+    from bulk_panel.views import Dashboard
 
     dashboard = Dashboard(store=ResultsStore(results=results))
     if not dashboard.scatter.rasterized:
@@ -120,8 +120,9 @@ def measure(n: int, chromium: str) -> dict:
     import panel as pn
     from playwright.sync_api import sync_playwright
 
-    from .state import ResultsStore
-    from .views import ROUTES, Dashboard, warm_datashader
+    from bulk_panel.state import ResultsStore
+    from bulk_panel.server import ROUTES
+    from bulk_panel.views import Dashboard, warm_datashader
 
     t = time.perf_counter()
     results = synthetic_results(n)

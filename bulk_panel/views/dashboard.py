@@ -1,0 +1,184 @@
+"""The whole page: :class:`Dashboard`, and the template every served page uses.
+
+>>> Dashboard(store=ResultsStore.from_path("results.parquet"))     # inline in Jupyter
+>>> Dashboard(store=store).template().servable()                   # served
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Optional
+
+import panel as pn
+import param
+from panel.io.resources import CDN_DIST
+from panel.theme.fast import Fast
+
+from ..compute.results import Results
+from ..compute.thumbs import ShownThumbnails, ThumbnailCache
+from ..state import PipelineRunner, ResultsStore
+from ._thumbs import THUMBS_URL
+from ._widgets import on_demand, tabs_on_demand
+from .downloads import EXPORTS_URL, Downloads
+from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
+from .labels import LabelTools
+from .map import ScatterView
+from .pipeline import PipelineControls
+from .preview import HoverPreview, ImagePreview
+from .shared import shared_results, shared_thumbnails
+from .tables import LabelSummary, SelectionTable
+
+__all__ = ["Dashboard", "OfflineFast", "SYSTEM_FONTS", "page_template"]
+
+
+SYSTEM_FONTS = 'system-ui, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif'
+
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its web font (Open Sans, from fonts.googleapis.com): every
+    file the page then loads comes from the server itself."""
+
+    _resources = {
+        **Fast._resources,
+        "font": {},
+        # Fast's module, named in full (a relative name would resolve under this class's name)
+        "js_modules": {**Fast._resources["js_modules"], "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js"},
+    }
+
+
+def page_template(**params) -> pn.template.FastListTemplate:
+    """The served pages' template: Panel's FastListTemplate in :class:`OfflineFast` and the
+    system's fonts, so a page loads nothing from outside the server (no script, style sheet or
+    font) and looks the same on a network with no internet.
+
+    >>> page_template(title="bulk_panel", main=[...]).servable()
+    """
+    return pn.template.FastListTemplate(**{"design": OfflineFast, "font": SYSTEM_FONTS, **params})
+
+
+class Dashboard(pn.viewable.Viewer):
+    """The whole page: map, selection table, label summary, preview, label tools, downloads.
+
+    >>> Dashboard(store=ResultsStore.from_path("results.parquet"))           # Jupyter
+    >>> Dashboard(store=store).servable()                                   # FastListTemplate
+    """
+
+    store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
+    thumbnails = param.ClassSelector(class_=ThumbnailCache, doc="The (shared) thumbnail cache.")
+    thumbnails_url = param.String(default=THUMBS_URL, allow_None=True,
+                                  doc="Thumbnail route prefix; None inlines thumbnails (Jupyter).")
+    rasterize_above = param.Integer(default=20_000, doc="Datashade the map above this many points.")
+    title = param.String(default="bulk_panel", doc="Page title.")
+    runner = param.ClassSelector(class_=PipelineRunner, allow_None=True,
+                                 doc="Runs the pipeline from the page (folder, settings, Run); None hides it.")
+    tool_tabs = param.ListSelector(
+        default=["similar", "gallery", "duplicates"], objects=["similar", "gallery", "duplicates"],
+        doc="The tool tabs beside the selection table (more like this needs embeddings; duplicates and "
+            "splitting need scipy/hdbscan, which a shared static page does not have).",
+    )
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.thumbnails is None:
+            self.thumbnails = shared_thumbnails()
+        store = self.store
+        self._register()
+        store.param.watch(self._register, "results")  # new results (a pipeline run): allow their images
+        self.scatter = ScatterView(store=store, rasterize_above=self.rasterize_above)
+        self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.summary = LabelSummary(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.tools = LabelTools(store=store)
+        # the zip streams from the server's route when there is one (thumbnails_url says so)
+        self.downloads = Downloads(store=store, exports_url=EXPORTS_URL if self.thumbnails_url else None)
+        self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
+        self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
+        thumbs = dict(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.similar = SimilarGallery(**thumbs)
+        self.gallery = ClusterGallery(**thumbs, visible=False)  # made when its tab opens (sorts every row)
+        self.duplicates = DuplicatesView(**thumbs)
+        self.explore = ExploreTools(store=store, scatter=self.scatter, split="duplicates" in self.tool_tabs)
+        tabs = {"similar": ("More like this", self.similar), "gallery": ("Cluster gallery", self.gallery),
+                "duplicates": ("Duplicates", self.duplicates)}
+        self._tab_of = {name: number for number, name in enumerate(["table", *self.tool_tabs])}
+        self.tabs = tabs_on_demand(("Selection", self.table), *[tabs[name] for name in self.tool_tabs],
+                                   sizing_mode="stretch_width")
+        self.tabs.param.watch(
+            lambda event: setattr(self.gallery, "visible", event.new == self._tab_of.get("gallery")), "active")
+        self.more_button = pn.widgets.Button(label="More like this", variant="outline",
+                                             disabled=store.param.focus.rx.is_(None),
+                                             visible="similar" in self.tool_tabs)
+        self.more_button.on_click(self._more_like_this)
+        self.controls = PipelineControls(runner=self.runner) if self.runner is not None else None
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self._warm)  # after the page is drawn, off the event loop
+
+    async def _warm(self) -> None:
+        await asyncio.to_thread(self.store.warm)
+
+    async def _more_like_this(self, event=None) -> None:
+        self.tabs.active = self._tab_of["similar"]
+        await self.similar._find()
+
+    @classmethod
+    def from_path(cls, path: str | Path, **params) -> "Dashboard":
+        """A dashboard on the results file at ``path``, read once per process and file version.
+
+        >>> pn.serve({"bulk_panel": lambda: Dashboard.from_path("results.parquet").template()})
+        """
+        return cls(store=ResultsStore(results=shared_results(path)), **params)
+
+    def _register(self, *events) -> None:
+        results = self.store.results
+        # the shared cache, or paths on disk: the views allow the images they show, as they show them
+        if results is not None and not results.on_disk and not isinstance(self.thumbnails, ShownThumbnails):
+            self.thumbnails.register(results.image_root, results.frame)
+
+    @staticmethod
+    def _header(results: Optional[Results]) -> str:
+        frame = None if results is None else results.frame
+        n = 0 if frame is None else len(frame)
+        clusters = 0 if frame is None else int((frame["cluster"].unique() >= 0).sum())
+        return f"Map · {n:,} images · {clusters} clusters"
+
+    def sidebar(self) -> list:
+        pipeline = [pn.pane.Markdown("### Pipeline"), self.controls] if self.controls is not None else []
+        return [
+            *pipeline,
+            pn.pane.Markdown("### Labels"), self.tools,
+            on_demand("Explore", self.explore),
+            pn.pane.Markdown("### Download"), self.downloads,
+        ]
+
+    def main(self) -> list:
+        card = dict(sizing_mode="stretch_width", margin=(5, 5), collapsible=False)
+        return [
+            pn.Row(
+                pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results), **card),
+                pn.Column(
+                    pn.Card(self.preview, self.more_button, title="Image", **card),
+                    pn.Card(self.summary, title="Labels", **card),
+                    width=420,
+                ),
+                sizing_mode="stretch_width",
+            ),
+            pn.Card(self.tabs, title="Selection and tools", **card),
+        ]
+
+    def template(self) -> pn.template.FastListTemplate:
+        """The served page."""
+        # one root per area: every root added to a Bokeh document walks all models again
+        return page_template(
+            title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
+            main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=330,
+            accent="#3f6fb5", main_layout=None,
+        )
+
+    def servable(self, title: Optional[str] = None, location: bool = True, area: str = "main", target=None):
+        return self.template().servable(title=title or self.title, location=location)
+
+    def __panel__(self):
+        return pn.Row(
+            pn.Column(*self.sidebar(), width=320),
+            pn.Column(*self.main(), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
