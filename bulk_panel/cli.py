@@ -25,7 +25,7 @@ os.environ.setdefault(
 )
 
 from . import DEMO_FOLDER  # noqa: E402
-from .compute.stages import NONE_DEFAULTS, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
+from .compute.stages import DEFAULT_TEXT, STAGE_PARAMETERS, build_stages, flag_name  # noqa: E402
 from .server.target import add_allow_root, allowed_roots, resolve_target  # noqa: E402
 
 __all__ = [
@@ -51,7 +51,8 @@ def _flag_for(stage: str, cls: type, name: str, parser: argparse.ArgumentParser)
     p = cls.param[name]
     flag = flag_name(name)
     default = p.default
-    help_text = f"{p.doc} (default: {NONE_DEFAULTS.get(name, 'auto') if default is None else default})"
+    said = DEFAULT_TEXT.get(name, "auto" if default is None else default)
+    help_text = f"{p.doc} (default: {said})"
     kwargs: dict = {"dest": f"{stage}.{name}", "default": argparse.SUPPRESS, "help": help_text}
     if isinstance(p, param.Boolean):
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -352,7 +353,7 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="embed, map and cluster a folder of images", description="Embed, map and cluster a folder of images into a results file.")
     run.add_argument("folder", help="folder of images (searched recursively)")
     with_outputs(run, "results.parquet")
-    demo = sub.add_parser("demo", help="run the pipeline on the bundled demo images", description=f"Run the pipeline on the bundled demo images ({DEMO_FOLDER}).")
+    demo = sub.add_parser("demo", help="run the pipeline on the bundled demo images", description="Run the pipeline on the 300 demo images shipped in the package (bulk_panel/demo).")
     with_outputs(demo, "demo-results.parquet")
     evaluate = sub.add_parser(
         "evaluate",

@@ -9,14 +9,24 @@ import pytest
 from bulk_panel import load_results
 from bulk_panel.cli import make_parser
 
-from helpers import demo_subset, wait_until
-
+from helpers import REPO, demo_subset, wait_until
 
 
 def bulk_panel(*args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", "bulk_panel", *map(str, args)], capture_output=True, text=True, **kwargs
     )
+
+
+def test_the_cli_reference_in_docs_is_generated_from_the_parser():
+    """docs/cli.md is what scripts/make_cli_docs.py makes now: a new flag, or a changed
+    parameter doc, fails here until the page is regenerated."""
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_cli_docs.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name in ("--umap-neighbors", "--min-cluster-size", "--allow-root", "--max-points"):
+        assert f"`{name}`" in text
 
 
 def test_help_lists_flags_generated_from_parameters():

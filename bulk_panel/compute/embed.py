@@ -430,8 +430,7 @@ class Embedder(param.Parameterized):
             "auto", "torch", "onnx") else "auto",
         objects=["auto", "torch", "onnx"],
         doc="inference engine: auto (ONNX Runtime on CPU when installed and equal to PyTorch, "
-        "PyTorch on a GPU), torch, or onnx (exported once into the cache, runs on the CPU); "
-        "$BULK_PANEL_BACKEND sets the default",
+        "PyTorch on a GPU), torch, or onnx (exported once into the cache, runs on the CPU)",
     )
     half = param.Boolean(
         default=False,

@@ -19,7 +19,7 @@ from .embed import Embedder
 from .images import ImageSource
 from .project import Projector
 
-__all__ = ["FLAG_ALIASES", "NONE_DEFAULTS", "STAGE_PARAMETERS", "build_stages", "flag_name"]
+__all__ = ["FLAG_ALIASES", "DEFAULT_TEXT", "STAGE_PARAMETERS", "build_stages", "flag_name"]
 
 #: stage → (its class, the parameters a user may set), in pipeline order
 STAGE_PARAMETERS: dict[str, tuple[type, Sequence[str]]] = {
@@ -30,8 +30,13 @@ STAGE_PARAMETERS: dict[str, tuple[type, Sequence[str]]] = {
 }
 #: flags spelled other than ``--name-with-dashes``
 FLAG_ALIASES = {"n_neighbors": "umap-neighbors"}
-#: what an unset (None) parameter does, where its doc does not say; the others: "auto"
-NONE_DEFAULTS = {"dask": "none: embed in this process, without Dask"}
+#: defaults said in words: what an unset (None) parameter does (the others unset: "auto"), and
+#: defaults that depend on the machine or the environment, so help and docs read the same everywhere
+DEFAULT_TEXT = {
+    "dask": "none: embed in this process, without Dask",
+    "workers": "the number of CPU cores, at most 4",
+    "backend": "$BULK_PANEL_BACKEND when set, else auto",
+}
 
 
 def flag_name(name: str) -> str:
