@@ -23,8 +23,10 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.error
@@ -169,6 +171,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def interrupt(proc, timeout: float = 10.0) -> None:
+    """Stop a server subprocess as Ctrl+C does (SIGINT); kill it when it has not ended in ``timeout``
+    seconds (``panel serve`` may ignore SIGINT for a while)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_until(predicate, timeout=15.0, interval=0.1):

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,9 @@ import pytest
 from bulk_panel.cli import DEFAULT_PORT, CommandError, _Bars, listen, make_parser, open_browser, summary
 from bulk_panel.share import add_offline_notice
 
-from helpers import ARGS, CHROMIUM, DEMO, REPO, free_port, status_of, synthetic_results, wait_until
+from helpers import (
+    ARGS, CHROMIUM, DEMO, REPO, free_port, interrupt, status_of, synthetic_results, wait_until,
+)
 
 SERVE_TIMEOUT = 120  # seconds for a served page to answer (a cold import of Panel and friends)
 URL = re.compile(r"http://\S+")
@@ -64,12 +65,7 @@ def serve_process(args, env=None, cwd=None):
                 break
         yield proc, lines
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc, 15)
 
 
 # ---------------------------------------------------------------------------------------------

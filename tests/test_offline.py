@@ -4,14 +4,13 @@ from the server itself. Chromium aborts, and records, each request to a host oth
 models name all the server's, the template's, Tabulator's and Panel's styles applied, the map
 drawn. Each way of serving it: ``pn.serve`` of :func:`session_page`, ``bulk-panel serve`` and
 ``panel serve app.py``."""
-import signal
 import subprocess
 import sys
 from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import REPO, chromium, free_port, serving, status_of, synthetic_results, wait_until
+from helpers import REPO, chromium, free_port, interrupt, serving, status_of, synthetic_results, wait_until
 
 pytestmark = pytest.mark.ui
 
@@ -130,9 +129,4 @@ def test_served_by_each_command_asks_no_other_host(tmp_path, cache_dir, how):
             visit_tools(page)
             assert_offline_and_styled(page, aborted, failed)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        interrupt(server, 5)

@@ -2,7 +2,6 @@
 map, writes the results file, and serves nothing outside what it loaded."""
 import os
 import re
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,9 @@ import pytest
 from bulk_panel import load_results
 from bulk_panel.compute.cache import content_hash
 
-from helpers import ARGS, CHROMIUM, DEMO, chromium, demo_subset, free_port, serving, status_of, wait_until
+from helpers import (
+    ARGS, CHROMIUM, DEMO, chromium, demo_subset, free_port, interrupt, serving, status_of, wait_until,
+)
 
 
 pytestmark = pytest.mark.ui
@@ -74,11 +75,7 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
         for probe in ("/thumbs/../../etc/passwd", "/thumbs/%2e%2e%2fsecret.png", "/thumbs/secret.png"):
             assert status_of(base + probe) == 404
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        interrupt(server, 10)
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ and the app served by `panel serve` in Chromium."""
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -18,8 +17,7 @@ from bulk_panel.share import prepare_sources, write_bundle, write_wheel
 from bulk_panel.share import BUNDLE_DIR, describe, read_bundle
 
 from helpers import (
-    ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, answers, free_port, real_results, synthetic_results, wait_for_plot,
-    wait_until,
+    ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, answers, free_port, interrupt, real_results, synthetic_results, wait_for_plot, wait_until,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,9 +262,4 @@ def test_served_static_app_select_relabel_download(tmp_path):
             assert set(csv.path) <= set(results.frame.path)
             browser.close()
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        interrupt(server, 10)
