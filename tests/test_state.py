@@ -335,3 +335,30 @@ def test_file_names_cut_at_the_last_slash_even_across_newlines():
     paths = ["a/b.png", "top.png", "odd\nfolder/x\ny.png", "c/d/\n.png"]
     store = ResultsStore(results=synthetic_results(n=4, paths=paths))
     assert list(store.file_names()) == [p.rsplit("/", 1)[-1] for p in paths]
+
+
+def test_memo_keys_objects_by_identity_and_plain_values_by_equality():
+    from bulk_panel.state.memo import Memo
+
+    memo, calls = Memo(), []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    rows = np.arange(3)
+    assert memo.get((rows, "a", 1), compute) == 1
+    assert memo.get((rows, "a", 1), compute) == 1  # same object, equal plain values: remembered
+    assert memo.get((np.arange(3), "a", 1), compute) == 2  # an equal but other array: computed anew
+    frame = pd.DataFrame({"x": [1]})
+    memo.get((frame,), compute)
+    del frame  # the memo holds its key: no later object can take its place at the same address
+    assert memo.get((pd.DataFrame({"x": [1]}),), compute) == 4
+    assert memo.get((1,), compute) == 5 and memo.get((True,), compute) == 6  # 1 == True, other types
+
+
+def test_selected_rows_follow_each_new_selection(store):
+    store.select_rows([1, 2, 3])
+    first = store.selected_rows()
+    store.selection = np.array([4, 5], dtype=np.int64)
+    assert list(store.selected_rows()) == [4, 5] and list(first) == [1, 2, 3]

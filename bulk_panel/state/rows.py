@@ -19,6 +19,7 @@ import param
 from ..compute.results import Results
 from ..compute.schema import NOISE_LABEL
 from .colours import assign_colours
+from .memo import Memo
 
 __all__ = ["Rows", "base_names"]
 
@@ -33,8 +34,13 @@ class Rows(param.Parameterized):
     colors = param.Dict(default={}, doc="Label → colour; a label keeps its colour for the session.")
     message = param.String(default="", doc="A one-line report of the last action, for the status line.")
 
-    _names = None  # (results key, file names); paths don't change with labels
-    _codes = None  # (frame, (label codes, label names)) for fast label lookups
+
+    def memo(self, name: str) -> Memo:
+        """This session's single-entry cache called ``name`` (made on first use; see :class:`Memo`)."""
+        memos = self.__dict__.setdefault("_memos", {})
+        if name not in memos:
+            memos[name] = Memo()
+        return memos[name]
 
     def _set_frame(self, frame: pd.DataFrame) -> None:
         labels = self.sorted_labels(frame)
@@ -101,10 +107,11 @@ class Rows(param.Parameterized):
 
     def label_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """The label column factorised once per frame: (int codes per row, label names)."""
-        if self._codes is None or self._codes[0] is not self.frame:
+        def factorise():
             codes, names = pd.factorize(self.frame["label"], sort=False)
-            self._codes = (self.frame, (np.asarray(codes, dtype=np.intp), np.asarray(names, dtype=object)))
-        return self._codes[1]
+            return np.asarray(codes, dtype=np.intp), np.asarray(names, dtype=object)
+
+        return self.memo("label codes").get((self.frame,), factorise)
 
     def file_names(self, rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """The file names (each path's last part) of the rows at positions ``rows`` (default: all).
@@ -117,10 +124,8 @@ class Rows(param.Parameterized):
         """
         if "path" not in self.frame:
             return base_names(self.values("path", rows))
-        key = (id(self.results), len(self.frame))  # paths change only with new results
-        if self._names is None or self._names[0] != key:
-            self._names = (key, base_names(self.frame["path"]))
-        names = self._names[1]
+        # paths change only with new results, never with labels
+        names = self.memo("file names").get((self.results, len(self.frame)), lambda: base_names(self.frame["path"]))
         return names if rows is None else names[np.asarray(rows, dtype=np.int64)]
 
     def _xy(self) -> tuple[np.ndarray, np.ndarray]:

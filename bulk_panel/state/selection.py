@@ -42,7 +42,6 @@ class Selection(Rows):
     )
 
     _nearest = None  # (results, NearestPoint) for nearest(); built on first use
-    _rows_memo = None  # (state key, selected rows)
     _selecting = False  # _select sets selection and labels together
 
     def __init__(self, **params):
@@ -128,10 +127,8 @@ class Selection(Rows):
     @param.depends("frame", "selection", "selected_labels", "only_selected")
     def selected_rows(self) -> np.ndarray:
         """Row positions the table shows and label edits act on (computed once per state)."""
-        key = (id(self.frame), id(self.selection), tuple(self.selected_labels), self.only_selected)
-        if self._rows_memo is None or self._rows_memo[0] != key:
-            self._rows_memo = (key, self._compute_selected_rows())
-        return self._rows_memo[1]
+        key = (self.frame, self.selection, tuple(self.selected_labels), self.only_selected)
+        return self.memo("selected rows").get(key, self._compute_selected_rows)
 
     def _compute_selected_rows(self) -> np.ndarray:
         if self.frame is None:

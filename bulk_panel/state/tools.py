@@ -34,9 +34,6 @@ class ClusterTools(Labels):
         default=0.97, bounds=(0.5, 1.0), doc="Cosine similarity from which two images count as near-duplicates."
     )
 
-    _duplicates = None  # (results, threshold, groups frame)
-    _index_own = None  # (vectors, NeighbourIndex) for results without a file
-
     def more_like_this(self, row: Optional[int] = None, k: Optional[int] = None) -> int:
         """Find the ``k`` images most like ``row`` (default: the focused one) by cosine similarity
         of their embeddings; they go to ``similar`` (drawn on the map and in the gallery).
@@ -79,11 +76,9 @@ class ClusterTools(Labels):
         vectors = results.embeddings
         if vectors is None or len(vectors) != self.n_rows:
             return None
-        if self._index_own is None or self._index_own[0] is not vectors:
-            from ..compute.similar import NeighbourIndex
+        from ..compute.similar import NeighbourIndex
 
-            self._index_own = (vectors, NeighbourIndex(vectors))
-        return self._index_own[1]
+        return self.memo("own neighbour index").get((vectors,), lambda: NeighbourIndex(vectors))
 
     def select_outliers(self, share: Optional[float] = None, include_noise: bool = True) -> int:
         """Select the ``share`` of rows with the highest GLOSH outlier score (and, by default,
@@ -108,18 +103,17 @@ class ClusterTools(Labels):
         from ..compute.similar import duplicate_groups
 
         threshold = self.duplicate_threshold if threshold is None else float(threshold)
-        key = (id(self.results), threshold)
-        if self._duplicates is None or self._duplicates[0] != key:
+
+        def groups_now() -> pd.DataFrame:
             # the columns duplicate_groups reads (a lazy folder's text columns: read for this, then let go)
             frame = self.rows_frame(None, [c for c in ("path", "content_hash", "width", "height") if c in self.columns])
             if self.results is None or not self.n_rows:
-                groups = duplicate_groups(frame, None, None)
-            else:
-                index = self.neighbour_index()
-                vectors = index.embeddings if index is not None else None
-                groups = duplicate_groups(frame, vectors, threshold if vectors is not None else None, index=index)
-            self._duplicates = (key, groups)
-        groups = self._duplicates[1]
+                return duplicate_groups(frame, None, None)
+            index = self.neighbour_index()
+            vectors = index.embeddings if index is not None else None
+            return duplicate_groups(frame, vectors, threshold if vectors is not None else None, index=index)
+
+        groups = self.memo("duplicates").get((self.results, threshold), groups_now)
         return groups.assign(label=self.frame["label"].to_numpy()[groups["row"].to_numpy(dtype=np.int64)])
 
     @param.depends("frame")
