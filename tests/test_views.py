@@ -235,6 +235,13 @@ def test_shared_results_read_once_per_file_version(tmp_path):
     assert "mine" not in shared.frame.label.tolist() and shared_results(path) is not shared
     assert "mine" not in b.store.frame.label.tolist()
     assert "mine" in Dashboard.from_path(path).store.frame.label.tolist()  # a new file version, read again
+    # the process keeps one version per file, however many saves
+    a.store.relabel("mine again")
+    a.store.save_labels()
+    shared_results(path)
+    import panel as pn
+    versions = [k for k in pn.state.cache if isinstance(k, tuple) and str(path.resolve()) in str(k[0])]
+    assert len(versions) == 1
 
 
 def test_text_panes_escape_untrusted_text(store):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import param
 
-from .schema import NOISE, cluster_label
+from .schema import NOISE
 
 
 def auto_min_cluster_size(n: int) -> int:
@@ -145,10 +145,6 @@ class Clusterer(param.Parameterized):
             np.where(inside, self.probabilities_[nearest], 0.0).astype(np.float32),
             np.clip(np.where(inside, self.outlier_scores_[nearest], np.maximum(self.outlier_scores_[nearest], glosh)), 0, 1).astype(np.float32),
         )
-
-    def label_names(self) -> list[str]:
-        """Readable initial labels: 'cluster 3', 'noise'."""
-        return [cluster_label(c) for c in self.labels_]
 
 
 def birth_distances(tree: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -62,7 +62,3 @@ class Exports(Selection):
         write_image_zip(out, *self.zip_source())
         out.seek(0)
         return out
-
-    def to_zip_bytes(self) -> IO[bytes]:
-        """The same as :meth:`to_zip_file`."""
-        return self.to_zip_file()

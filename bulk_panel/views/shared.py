@@ -30,7 +30,8 @@ def shared_results(path: str | Path) -> Results:
 
     Sessions on the same file share this object and never change it: each
     :class:`~bulk_panel.state.ResultsStore` works on its own copy and a save writes a new
-    file version (a new key), so a second session at 1M points does not read the file again.
+    file version (a new key, replacing the old one in the cache), so a second session at 1M
+    points does not read the file again and the cache holds one version per file.
     A folder of parts opens lazily (its text columns stay on disk, read for the rows shown).
 
     >>> store = ResultsStore(results=shared_results("results.parquet"))
@@ -40,7 +41,11 @@ def shared_results(path: str | Path) -> Results:
         stat = os.stat(path)
     except OSError:
         return load_results(path, lazy=True)  # raises ResultsError naming the file
-    key = f"bulk_panel.results:{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    prefix = f"bulk_panel.results:{path}:"
+    key = f"{prefix}{stat.st_mtime_ns}:{stat.st_size}"
+    # one version per file (as_cached keys are (key, *keyword items)); sessions on an older one keep their reference
+    for old in [k for k in pn.state.cache if isinstance(k, tuple) and str(k[0]).startswith(prefix) and k[0] != key]:
+        pn.state.cache.pop(old, None)
     return pn.state.as_cached(key, load_results, path=path, lazy=True)
 
 
