@@ -343,7 +343,7 @@ def make_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--rows-per-part", type=int, default=None, metavar="N",
-            help="write the results as a folder of Parquet parts of N rows (read back through Dask DataFrames)",
+            help="write the results as a folder of Parquet parts of N rows (each a complete results file; Dask can read them part by part)",
         )
         p.add_argument(
             "--seed-csv", action="store_true", help="write the CSV in the seed app's columns text,x,y,filename,color"

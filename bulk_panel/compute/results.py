@@ -41,7 +41,7 @@ VECTOR_COLUMNS = ("embedding", "cluster_coords")
 # rows per Parquet row group: readers hold one row group's column at a time (16k × 1280 floats
 # = 80 MB), so vectors of any size load at about their own size in memory
 ROW_GROUP_ROWS = 16_384
-# a results folder: Parquet parts of at most this many rows, read through Dask DataFrames
+# a results folder: Parquet parts of at most this many rows
 PART_ROWS = 250_000
 PART_NAME = "part-{:05d}.parquet"
 # opened lazily, a results folder keeps these columns on disk (70% of a row's memory at 1M rows)
@@ -172,7 +172,7 @@ class Results:
 
         With ``rows_per_part``, or when ``path`` is already a results folder, write a folder of
         Parquet parts instead (each part a complete results file for its rows), which
-        :func:`load_results` reads through Dask DataFrames. Rows are written one row group at
+        :func:`load_results` reads with ``pyarrow.dataset`` (and Dask can, part by part). Rows are written one row group at
         a time; columns left on disk (and vectors not read) are copied from the parts the
         results were opened from, a row group at a time, so a lazy folder is saved in bounded
         memory (into its own folder: the same parts, the new labels).
@@ -620,7 +620,7 @@ def _row_columns(path: Path, schema) -> list[str]:
 
 def _load_parts(folder: Path, embeddings: bool = False, lazy: bool = False) -> Results:
     """A results folder (Parquet parts, e.g. written with ``save(..., rows_per_part=N)`` or by a
-    Dask job from such parts): the rows through a Dask DataFrame (one partition per part),
+    Dask job from such parts): the rows read with ``pyarrow.dataset`` (the parts in order),
     without the vectors, which stay on disk until asked for (one part at a time); ``lazy``:
     without the text columns either (a :class:`PartColumns` reads them when asked)."""
     parts = _parts(folder)
@@ -630,15 +630,11 @@ def _load_parts(folder: Path, embeddings: bool = False, lazy: bool = False) -> R
     columns = _row_columns(folder, schema)
     disk = [c for c in columns if c in DISK_COLUMNS] if lazy else []
     kept = [c for c in columns if c not in disk]
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:
-        raise ResultsError(f"{folder}: reading a results folder needs Dask (pip install 'bulk_panel[dask]')") from exc
+    import pyarrow.dataset as ds
+
     on_disk = PartColumns(folder, disk, order=columns) if disk else None
     try:
-        frame = dd.read_parquet([str(p) for p in parts], columns=kept).compute().reset_index(drop=True)
-        # Dask gives string[pyarrow] with NA semantics; the results frame uses pandas' default str
-        frame = frame.astype({c: "str" for c in frame.columns if pd.api.types.is_string_dtype(frame[c])})
+        frame = ds.dataset([str(p) for p in parts], format="parquet").to_table(columns=kept).to_pandas()
     except Exception as exc:
         raise ResultsError(f"{folder}: corrupt results part ({_first_line(exc)})") from exc
     if on_disk is not None and on_disk.n_rows != len(frame):
