@@ -205,7 +205,7 @@ def test_installed_wheel_finds_its_demo_images(wheel_install, tmp_path):
     helped = subprocess.run([str(target / "bin" / "bulk-panel"), "demo", "--help"], cwd=tmp_path,
                             env=in_wheel_env(target), capture_output=True, text=True, timeout=300)
     assert helped.returncode == 0, helped.stderr[-3000:]
-    assert str(target / "bulk_panel" / "demo") in "".join(helped.stdout.split())  # wrapped at any hyphen
+    assert "bulk_panel/demo" in "".join(helped.stdout.split())  # the wheel's own command; wrapped at any hyphen
 
 
 @pytest.mark.slow
