@@ -14,6 +14,8 @@
    run (both fresh processes), and whether the new images were placed into the saved map;
 - ``memory``: peak RSS of a process holding 100k images' results in a ``ResultsStore`` (frame,
    selection, label edits, the embeddings read);
+- ``parts``: a folder of 1M rows in parts, opened lazily against read whole (fresh processes):
+   load time, rows in memory, peak RSS, reading the rows of a 50k-row and an 80-row box;
 - ``cold``: cold start: a fresh ``bulk-panel run`` until its first embedded batch, and ``panel serve
    app.py`` until the page answers.
 """
@@ -183,6 +185,53 @@ def memory(n: int = 100_000, dims: int = 1280) -> dict:
     return row
 
 
+PARTS_SCRIPT = """
+import json, statistics, sys, time
+import numpy as np
+from bulk_panel.compute.results import load_results
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+path, lazy = sys.argv[1], sys.argv[2] == "lazy"
+start = time.perf_counter()
+results = load_results(path, lazy=lazy)
+load_s = time.perf_counter() - start
+out = {"mode": sys.argv[2], "load_s": round(load_s, 2), "rows_mb": round(results.frame.memory_usage(deep=True).sum() / 1e6),
+       "peak_rss_mb": round(rss())}
+f, rng = results.frame, np.random.default_rng(0)
+x, y = f.x.to_numpy(), f.y.to_numpy()
+for want in (50_000, 80):
+    times = []
+    for _ in range(5):  # a different box each time: no read is served from the previous one
+        cx, cy = x[rng.integers(len(x))], y[rng.integers(len(y))]
+        order = np.argsort(np.maximum(np.abs(x - cx), np.abs(y - cy)))[:want]  # the box around a point holding `want`
+        rows = np.sort(order)
+        start = time.perf_counter()
+        results.take(rows, ["path", "content_hash", "label", "x", "y"])
+        times.append(time.perf_counter() - start)
+    out[f"select_{want}_ms"] = round(1000 * statistics.median(times))
+print(json.dumps(out))
+"""
+
+
+def parts(n: int = 1_000_000) -> dict:
+    """The parts row: a folder of ``n`` rows in parts, opened lazily (text columns left on disk)
+    against read whole, each in a fresh process: load time, rows in memory, peak RSS, and the
+    time to read the rows of a 50k-row and an 80-row box (median of 5 boxes)."""
+    from .bench_ui import synthetic_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = synthetic_results(n).save(Path(tmp) / "results", rows_per_part=250_000)
+        row = {"n": n}
+        for mode in ("lazy", "full"):
+            out = subprocess.run([sys.executable, "-c", PARTS_SCRIPT, str(folder), mode],
+                                 capture_output=True, text=True, check=True)
+            row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def _first_batch_seconds(cmd: list[str], timeout: float = 600) -> tuple[float, float]:
     """Seconds from start until the embed progress bar first counts images, and until exit."""
     start = time.perf_counter()
@@ -278,6 +327,15 @@ def markdown(report: dict) -> str:
         lines.append(f"Memory, {r['n']:,} rows in a ResultsStore: imports {r['imports_mb']} MB, loaded {r['loaded_mb']} MB, "
                      f"after selecting and relabelling {r['store_peak_mb']} MB, "
                      f"with the {r['embedding_dims']}-d embeddings read {r['with_vectors_peak_mb']} MB (peak RSS)")
+    if report.get("parts"):
+        r = report["parts"]
+        lines += ["", f"A folder of parts, {r['n']:,} rows: opened lazily / read whole", "",
+                  "| | lazy | every column |", "|---|---|---|"]
+        for key, name, unit in (("rows_mb", "rows in memory", "MB"), ("peak_rss_mb", "peak RSS after load", "MB"),
+                                ("load_s", "load", "s"), ("select_50000_ms", "a 50k-row box's rows", "ms"),
+                                ("select_80_ms", "an 80-row box's rows", "ms")):
+            lines.append(f"| {name} | {r['lazy'][key]} {unit} | {r['full'][key]} {unit} |")
+        lines.append("")
     if report.get("cold"):
         r = report["cold"]
         lines.append(f"Cold start: `bulk-panel run` → first embedded batch {r['run_first_batch_s']} s, then {r['run_second_batch_s']} s; "
@@ -302,6 +360,8 @@ def rows_for(args) -> dict:
         report["incremental"] = incremental(args.folder, args.incremental_images)
     if "memory" in args.rows:
         report["memory"] = memory()
+    if "parts" in args.rows:
+        report["parts"] = parts()
     if "cold" in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             from .bench_ui import synthetic_results
@@ -320,8 +380,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--orders", type=int, default=1, help="draws per size for the map row: each its own sample and row order (ARI mean/min)")
     parser.add_argument("--incremental-images", type=int, default=1000)
-    parser.add_argument("--rows", nargs="+", default=["map", "incremental", "memory", "cold"],
-                        choices=["map", "incremental", "memory", "cold"])
+    parser.add_argument("--rows", nargs="+", default=["map", "incremental", "memory", "parts", "cold"],
+                        choices=["map", "incremental", "memory", "parts", "cold"])
     parser.add_argument("-o", "--output", default="bench_scale", help="report path without extension")
     return parser
 

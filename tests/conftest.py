@@ -49,16 +49,18 @@ def _refuse(what: str):
 
 @contextlib.contextmanager
 def _unless_slow(item):
-    """Loading the real model (``Embedder.loaded``) or fitting UMAP (``Projector.fit`` and
-    ``transform``) raises, in this process, for a test not marked slow, in its fixtures too.
-    Subprocesses (the CLI) are not watched: time them (``--durations``)."""
+    """Loading the real model (``Embedder.loaded``, which calls ``embed.models.shared_model``) or
+    fitting UMAP (``Projector.fit`` and ``transform``) raises, in this process, for a test not
+    marked slow, in its fixtures too. Subprocesses (the CLI) are not watched: time them
+    (``--durations``)."""
     if item.get_closest_marker("slow") is not None:
         yield
         return
-    from bulk_panel.compute import embed, project
+    from bulk_panel.compute import project
+    from bulk_panel.compute.embed import models
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(embed, "shared_model", _refuse("loads the real model"))
+        patch.setattr(models, "shared_model", _refuse("loads the real model"))
         patch.setattr(project, "_import_umap", _refuse("fits UMAP"))
         yield
 

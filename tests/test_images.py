@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from bulk_panel.compute import images
+import bulk_panel.compute
+from bulk_panel.compute.images import decode as decode_module
+from bulk_panel.compute.images import scan as scan_module
 from bulk_panel.compute.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -82,12 +84,13 @@ def test_compute_layer_imports_no_ui():
     process, without bringing in Panel, HoloViews or Bokeh."""
     import subprocess
 
-    compute = Path(images.__file__).resolve().parent
+    compute = Path(bulk_panel.compute.__file__).resolve().parent
     modules = []
     for path in sorted(compute.rglob("*.py")):
         parts = path.relative_to(compute.parent.parent).with_suffix("").parts
         modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     assert "bulk_panel.compute" in modules and "bulk_panel.compute.pipeline" in modules
+    assert "bulk_panel.compute.images.scan" in modules  # subpackages too
     script = ("import importlib, sys\n"
               "for name in sys.argv[1:]:\n"
               "    importlib.import_module(name)\n"
@@ -224,7 +227,7 @@ def test_palette_alpha_tiff_composites_onto_white():
 )
 def test_in_memory_modes(mode, value, expected):
     """Modes Pillow can hold but rarely writes to a file go through the same conversion."""
-    rgb = images._to_rgb(Image.new(mode, (2, 2), value))
+    rgb = decode_module._to_rgb(Image.new(mode, (2, 2), value))
     assert_rgb(rgb)
     assert all(abs(a - b) <= 1 for a, b in zip(rgb.getpixel((0, 0)), expected))
 
@@ -760,7 +763,7 @@ def test_unreadable_folder_reported_simulated(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(images.os, "scandir", scandir)
+    monkeypatch.setattr(scan_module.os, "scandir", scandir)
     assert find(tmp_path) == (["ok.jpg"], [Skipped("locked/", "permission denied")])
     with pytest.raises(PermissionError) as info:  # the root itself: nothing to list
         find(tmp_path / "locked")
@@ -773,7 +776,7 @@ def test_read_image_permission_denied_simulated(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images.os, "open", denied)
+    monkeypatch.setattr(decode_module.os, "open", denied)
     with pytest.raises(ImageError, match="^permission denied$") as info:
         read_image(path)
     assert info.value.path == str(path)

@@ -1,7 +1,6 @@
 """Incremental runs: new images are placed into the saved map (real model, UMAP, HDBSCAN)."""
 import logging
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -37,12 +36,10 @@ def fitted(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("incremental")
     folder = demo_subset(root / "images", categories=CATEGORIES, per_category=20)
     cache = root / "cache"
-    start = time.perf_counter()
     results = make_pipeline(folder, cache, embedder).run()
-    seconds = time.perf_counter() - start
     shutil.copytree(folder, root / "images0")
     shutil.copytree(cache, root / "cache0")
-    return {"root": root, "folder": folder, "cache": cache, "results": results, "seconds": seconds}
+    return {"root": root, "folder": folder, "cache": cache, "results": results}
 
 
 @pytest.fixture
@@ -78,11 +75,7 @@ def test_new_images_are_placed_without_moving_the_old_ones(setup, embedder):
     for src in same:
         shutil.copy2(src, src.with_name("same-" + src.name))
 
-    start = time.perf_counter()
     again = make_pipeline(folder, cache, embedder).run()  # a new Pipeline, as a new process would
-    seconds = time.perf_counter() - start
-    print(f"\nrerun after +{len(near) + len(same)} images: {seconds:.1f} s vs first run {setup['seconds']:.1f} s "
-          f"(ratio {seconds / setup['seconds']:.3f})")
 
     # only the near copies are new content: the byte-identical copies are rows the map already has
     assert again.meta["counts"]["embedded"] == len(near) and again.meta["counts"]["used"] == 88

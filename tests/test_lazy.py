@@ -12,7 +12,8 @@ import pandas as pd
 import panel as pn
 import pytest
 
-import bulk_panel.compute.results as results_module
+import bulk_panel.compute.results.frame as frame_module
+import bulk_panel.compute.results.parts as parts_module
 from bulk_panel import ResultsError, load_results
 from bulk_panel.compute.cache import content_hash
 from bulk_panel.compute.results import Results, build_frame
@@ -42,7 +43,7 @@ def saved(tmp_path, monkeypatch):
     """(results, single file, folder of parts): 40 real images (two exact copies), vectors."""
     from PIL import Image
 
-    monkeypatch.setattr(results_module, "ROW_GROUP_ROWS", PER_GROUP)
+    monkeypatch.setattr(frame_module, "ROW_GROUP_ROWS", PER_GROUP)
     root = tmp_path / "images"
     paths, hashes = _names(N), []
     for i, rel in enumerate(paths):
@@ -85,7 +86,7 @@ def test_lazy_frame_holds_only_the_small_columns(saved):
     assert _layout(folder) == parts  # row groups start at each part's first row
 
 
-@pytest.mark.parametrize("cache_bytes", [results_module.PART_CACHE_BYTES, 1])  # 1: every read from disk
+@pytest.mark.parametrize("cache_bytes", [parts_module.PART_CACHE_BYTES, 1])  # 1: every read from disk
 def test_take_and_column_read_only_the_rows_asked_in_their_order(saved, cache_bytes):
     results, file, folder = saved
     eager, lazy = load_results(file), load_results(folder, lazy=True)
@@ -248,7 +249,7 @@ def test_a_failed_save_leaves_the_folder_and_the_session_as_they_were(saved, mon
     results, file, folder = saved
     store = ResultsStore.from_path(folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    real = results_module._write_tables
+    real = frame_module._write_tables
 
     def failing(tables, sizes, writer_for):
         def some():
@@ -258,7 +259,7 @@ def test_a_failed_save_leaves_the_folder_and_the_session_as_they_were(saved, mon
                 yield table
         real(some(), sizes, writer_for)
 
-    monkeypatch.setattr(results_module, "_write_tables", failing)
+    monkeypatch.setattr(frame_module, "_write_tables", failing)
     store.selection = np.array([1, 2])
     store.relabel("lost?")
     with pytest.raises(OSError, match="No space"):

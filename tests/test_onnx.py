@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from bulk_panel.compute import onnx_backend
 from bulk_panel.compute.cache import EmbeddingCache
 from bulk_panel.compute.embed import Embedder
+from bulk_panel.compute.embed import onnx as embed_onnx
 from bulk_panel.compute.images import read_image
 
 from helpers import DEMO
@@ -44,14 +44,14 @@ def exported(batch, tmp_path_factory):
 @pytest.fixture
 def fresh_process(monkeypatch):
     """Forget the exports this process holds in memory, so files on disk are all there is."""
-    monkeypatch.setattr(onnx_backend, "_models", {})
+    monkeypatch.setattr(embed_onnx, "_models", {})
 
 
 def refuse_export(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_backend, "export_features", refuse)
+    monkeypatch.setattr(embed_onnx, "export_features", refuse)
 
 
 def test_onnx_vectors_equal_torch_vectors_on_real_images(exported, torch_vectors):
@@ -62,8 +62,8 @@ def test_onnx_vectors_equal_torch_vectors_on_real_images(exported, torch_vectors
     # the check was recorded beside the export
     import json
 
-    record = json.loads((folder / f"onnx-opset{onnx_backend.OPSET}.json").read_text())
-    assert 0 <= record["max_abs_diff"] <= onnx_backend.TOLERANCE and record["images"] == 12
+    record = json.loads((folder / f"onnx-opset{embed_onnx.OPSET}.json").read_text())
+    assert 0 <= record["max_abs_diff"] <= embed_onnx.TOLERANCE and record["images"] == 12
 
 
 def test_auto_uses_onnx_on_cpu_and_torch_when_asked(batch, exported):
@@ -77,7 +77,7 @@ def test_auto_uses_onnx_on_cpu_and_torch_when_asked(batch, exported):
 
 def test_export_is_cached_on_disk_and_reused_without_exporting(batch, exported, fresh_process, monkeypatch):
     folder, vectors = exported
-    model_file = folder / f"onnx-opset{onnx_backend.OPSET}.onnx"
+    model_file = folder / f"onnx-opset{embed_onnx.OPSET}.onnx"
     stamp = model_file.stat().st_mtime_ns
     refuse_export(monkeypatch)
     again = Embedder(workers=0, backend="onnx")
@@ -89,7 +89,7 @@ def test_export_is_cached_on_disk_and_reused_without_exporting(batch, exported, 
 def test_export_held_in_process_is_copied_into_another_cache(batch, exported, tmp_path, monkeypatch):
     refuse_export(monkeypatch)
     Embedder(workers=0, backend="onnx").embed_tensors(batch[:2], folder=tmp_path)
-    assert (tmp_path / f"onnx-opset{onnx_backend.OPSET}.onnx").stat().st_size > 1_000_000
+    assert (tmp_path / f"onnx-opset{embed_onnx.OPSET}.onnx").stat().st_size > 1_000_000
 
 
 def assert_torch_fallback(batch, folder, torch_vectors, caplog, reason):
@@ -110,7 +110,7 @@ def test_without_onnxruntime_falls_back_to_torch_saying_why(batch, tmp_path, tor
 
 def test_export_differing_from_torch_is_refused(batch, exported, torch_vectors, fresh_process, monkeypatch, caplog):
     folder, _ = exported
-    monkeypatch.setattr(onnx_backend, "TOLERANCE", 1e-9)  # the real difference is ~1e-5
+    monkeypatch.setattr(embed_onnx, "TOLERANCE", 1e-9)  # the real difference is ~1e-5
     assert_torch_fallback(batch, folder, torch_vectors, caplog, "ONNX output differs from PyTorch by")
 
 
@@ -133,7 +133,7 @@ def test_pipeline_with_onnx_backend(image_folder, cache_dir, exported):
     assert pipeline.embedder.backend_ == "onnx"
     assert len(results.frame) == 24 and results.frame["cluster"].notna().all()
     assert results.embeddings.shape == (24, 1280)
-    assert list(cache_dir.glob(f"embeddings/*/onnx-opset{onnx_backend.OPSET}.onnx"))
+    assert list(cache_dir.glob(f"embeddings/*/onnx-opset{embed_onnx.OPSET}.onnx"))
     # the same vectors PyTorch gives for those files
     reference = Embedder(workers=0, backend="torch")
     transform = reference.loaded().transform
@@ -151,8 +151,8 @@ def test_dask_partition_honours_the_backend(backend, image_folder, tmp_path, exp
     files = sorted(str(p) for p in image_folder.rglob("*.png"))
     cache = EmbeddingCache(tmp_path, client.loaded().identity)
     client._prepare_engine(files, cache.folder)  # copies the export this process holds
-    assert (cache.folder / f"onnx-opset{onnx_backend.OPSET}.onnx").exists() == (backend == "onnx")
-    monkeypatch.setattr(onnx_backend, "_models", {})  # the worker is another process
+    assert (cache.folder / f"onnx-opset{embed_onnx.OPSET}.onnx").exists() == (backend == "onnx")
+    monkeypatch.setattr(embed_onnx, "_models", {})  # the worker is another process
     refuse_export(monkeypatch)
     settings = {k: getattr(client, k) for k in ("model", "weights", "device", "batch_size", "max_pixels", "backend")}
     with caplog.at_level(logging.INFO, logger="bulk_panel"):

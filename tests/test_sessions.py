@@ -3,8 +3,6 @@ rows differently and each download holds its own labels; while one session runs 
 (on an extra root the operator allowed, after a refused '/etc'), another stays responsive: the
 latency of its selections is measured and printed (no timing asserts)."""
 import re
-import statistics
-import time
 
 import pandas as pd
 import pytest
@@ -106,33 +104,24 @@ def test_a_session_stays_responsive_while_another_runs_the_pipeline(served):
     summary = store.label_summary()
     label, count = summary.label.iloc[0], int(summary["count"].iloc[0])
 
-    def select_and_clear() -> tuple[float, float]:
-        """Seconds from click to the page showing the new selection count, for a label click and a clear."""
-        start = time.perf_counter()
+    def select_and_clear() -> None:
+        """Select the label's images in the page and clear them, waiting for the count each time."""
         click_label_row(page, label)
         page.get_by_text(f"{count:,} of {total:,} images selected").wait_for(timeout=60_000)
-        selected = time.perf_counter() - start
-        start = time.perf_counter()
         page.get_by_role("button", name="Clear selection").click()
         page.get_by_text(f"0 of {total:,} images selected").wait_for(timeout=60_000)
-        return selected, time.perf_counter() - start
 
-    idle = [t for _ in range(5) for t in select_and_clear()]
+    select_and_clear()
     folder.fill(str(extra))
     folder.press("Enter")  # the allowed extra root: the run starts
     assert wait_until(lambda: runner.running, timeout=20), runner.message
-    busy, stages = [], []
+    during = 0
     while runner.running:
-        stage = runner.stage
-        busy.extend(select_and_clear())
-        stages.append(stage)
+        select_and_clear()
+        during += 1
     assert runner.wait(300) and runner.error == "", runner.message
     runner_page.get_by_text("done: 60 images", exact=False).wait_for(timeout=60_000)
     assert len(running.store.frame) == 60 and len(store.frame) == total  # each session its own results
-    assert busy, "no selection was measured during the run"
-    print(f"\nselection latency in another session (click → count shown), {len(idle)} idle / {len(busy)} during a run "
-          f"(stages seen: {', '.join(dict.fromkeys(s for s in stages if s))}):")
-    for name, values in (("idle", idle), ("during run", busy)):
-        print(f"  {name:<11} median {1000 * statistics.median(values):6.0f} ms, max {1000 * max(values):6.0f} ms")
+    assert during, "no selection was made during the run"
     for p in (runner_page, page):
         p.context.close()

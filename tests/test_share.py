@@ -165,7 +165,10 @@ def test_wheel_holds_the_package_and_no_dependencies(tmp_path):
         names = zf.namelist()
         metadata = zf.read("bulk_panel-0.1.0.dist-info/METADATA").decode()
     assert {"bulk_panel/share/app.py", "bulk_panel/views/__init__.py", "bulk_panel/state/__init__.py",
-            "bulk_panel/compute/results.py"} <= set(names)
+            "bulk_panel/compute/results/__init__.py", "bulk_panel/compute/results/format.py",
+            "bulk_panel/compute/results/parts.py", "bulk_panel/compute/results/frame.py",
+            "bulk_panel/compute/results/load.py", "bulk_panel/compute/images/__init__.py",
+            "bulk_panel/compute/images/decode.py", "bulk_panel/compute/images/scan.py"} <= set(names)
     assert "Requires-Dist" not in metadata  # micropip must not try to fetch torch
 
 

