@@ -13,16 +13,14 @@ import sys
 
 import panel as pn
 
-from bulk_panel.server.session import error_page, session_page
+from bulk_panel.server.session import error_page, prepare_server, session_page
 from bulk_panel.server.target import allowed_roots, app_args, resolve_target
-from bulk_panel.views import warm_datashader
-
-warm_datashader()  # once per server process: the map's kernels compile beside the first page
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 
 args = app_args(sys.argv[1:])
 target = resolve_target(args.target, args.output)
+prepare_server(target)  # results read once per process; datashader warmed only for a large map
 try:
     roots = allowed_roots(args.allow_root)
 except ValueError as exc:

@@ -211,11 +211,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import panel as pn
 
     from .server.routes import ROUTES
-    from .server.session import session_page
-    from .views import warm_datashader
+    from .server.session import prepare_server, session_page
 
     pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-    warm_datashader()  # the map's kernels compile while the server starts, not in the first page
+    prepare_server(target)  # the results read and, for a datashaded map, its kernels compiled before the first page
     page = dict(output=target.output, allowed_roots=roots, cache_dir=args.cache_dir, settings=stage_values(args),
                 incremental=not args.refit)
 
@@ -310,20 +309,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{r['recipe']:<12}{r['ari']:7.3f}{r['nmi']:7.3f}{r['clusters']:10d}{100 * r['noise']:7.1f}%{r['seconds']:7.1f}s")
     if names is not None:
         print(f"suggested names match the majority folder for {names['matched']} of {names['clusters']} clusters "
-              f"({100 * names['image_rate']:.0f}% of clustered images)")
+              f"({100 * names['image_rate']:.0f}% of clustered images); by agreement:")
+        for row in names["by_agreement"]:
+            precision = "-" if row["precision"] is None else f"{row['precision']:.2f}"
+            print(f"  agreement >= {100 * row['min_agreement']:3.0f}%:  {row['matched']}/{row['clusters']} right "
+                  f"(precision {precision}), {100 * row['images']:.0f}% of clustered images")
     return 0
 
 
 def _name_match(classes, labels, truth) -> Optional[dict]:
-    """How often the default recipe's suggested names match the folders (None without an ImageNet
-    head or without Debian's WordNet data)."""
+    """How often the default recipe's suggested names match the folders, overall and by
+    agreement threshold (None without an ImageNet head or without Debian's WordNet data)."""
     from .compute.names import WORDNET_NOUNS, name_match_rate
 
     if classes is None or not WORDNET_NOUNS.exists():
         return None
-    result = name_match_rate(labels, classes, truth)
-    result["pairs"] = [{"cluster": c, "folder": f, "name": n, "match": m} for c, f, n, m in result["pairs"]]
-    return result
+    return name_match_rate(labels, classes, truth)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -359,7 +360,8 @@ def make_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="score clusters against first-level folder names (defaults vs the seed's recipe)",
         description="Treat first-level folder names as ground truth and print ARI, NMI, clusters, "
-        "noise share and time for bulk_panel's defaults and the seed app's recipe on the same embeddings.",
+        "noise share and time for bulk_panel's defaults and the seed app's recipe on the same embeddings, "
+        "and how often the defaults' suggested cluster names match the folders, by agreement threshold.",
     )
     evaluate.add_argument("folder", help="folder whose first-level subfolders are the true groups")
     evaluate.add_argument("--json", action="store_true", help="print JSON for machines")

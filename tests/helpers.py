@@ -283,6 +283,38 @@ def page_point(page, x: float, y: float) -> tuple[float, float]:
     return float(px), float(py)
 
 
+def box_select(page, store, start=(0.25, 0.25), end=(0.7, 0.75)) -> bool:
+    """Drag a box on the page's map, from ``start`` to ``end`` (shares of the canvas), until the
+    store has a selection; True when it has one."""
+    for attempt in range(2):  # on a loaded machine the first drag can come before the tools attach
+        box = page.locator("canvas").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=10)
+        page.mouse.up()
+        if wait_until(lambda: len(store.selection) > 0, timeout=10 if attempt == 0 else 20):
+            return True
+    return False
+
+
+def selection_table(page):
+    """The selection table (the one with an outlier score column)."""
+    return page.locator(".tabulator:has(.tabulator-col[tabulator-field='outlier_score'])")
+
+
+def label_summary(page):
+    """The label summary, in its tab (opened here)."""
+    page.locator(".bk-tab", has_text="Labels").click()
+    summary = page.locator(".tabulator:has(.tabulator-col[tabulator-field='mean_probability'])")
+    summary.wait_for(timeout=30_000)
+    return summary
+
+
+def open_section(page, title: str) -> None:
+    """Open the sidebar section ``title`` (Explore, Download, Pipeline)."""
+    page.get_by_text(title, exact=True).first.click()
+
+
 def images_settled(page, timeout: float = 30_000) -> None:
     """Wait until every eagerly loaded ``<img>`` on the page (shadow roots included) has loaded
     or failed, so that any ``onerror`` handler has had its chance to run (``timeout`` ms at most)."""

@@ -49,6 +49,10 @@ def test_evaluate_cli_matches_sklearn(tmp_path, cache_dir):
         assert names["clusters"] == rows["bulk_panel"]["clusters"] == len(names["pairs"])
         assert 0 <= names["matched"] <= names["clusters"] and 0.0 <= names["image_rate"] <= 1.0
         assert {p["folder"] for p in names["pairs"]} <= set(truth)
+        assert all(0.0 <= p["agreement"] <= 1.0 for p in names["pairs"])
+        kept = [row["clusters"] for row in names["by_agreement"]]
+        assert kept[0] == names["clusters"] and kept == sorted(kept, reverse=True)  # fewer as the threshold rises
+        assert all(row["precision"] is None or 0.0 <= row["precision"] <= 1.0 for row in names["by_agreement"])
 
 
 @pytest.mark.slow

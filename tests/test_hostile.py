@@ -10,6 +10,7 @@ from bulk_panel.cli import summary
 
 from helpers import (
     HOSTILE_NAME, ODD_NAMES, chromium, images_settled, in_session, serving, small_pipeline, wait_until, write_corpus,
+    label_summary, selection_table,
 )
 
 
@@ -139,7 +140,7 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
         doc, store = sessions[-1]
         # a map selection of three awkwardly named images (a box select does the same; see test_ui)
         in_session(doc, lambda: setattr(store, "selection", np.array(hostile)))
-        table = page.locator(".tabulator").last
+        table = selection_table(page)
         table.get_by_text(HOSTILE_NAME, exact=True).wait_for(timeout=20_000)
         table.get_by_text("quotes \"double\" 'single'.jpg", exact=True).wait_for(timeout=10_000)
         # the user types a label with markup and labels the selection from the page
@@ -148,8 +149,9 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
         box.press("Enter")
         page.get_by_role("button", name="Label selection").click()
         assert wait_until(lambda: (store.frame.label == typed).sum() == 3), "the typed label never reached the store"
-        page.locator(".tabulator").first.get_by_text(typed, exact=True).wait_for(timeout=10_000)  # label summary
+        label_summary(page).get_by_text(typed, exact=True).wait_for(timeout=10_000)  # label summary
         page.locator(".choices__item", has_text=f"{typed} (3)").first.wait_for(timeout=10_000)  # label chooser
+        page.locator(".bk-tab", has_text="Selection").click()
         # selection table (a busy CI machine once took over 10 s to patch it; the text is what is checked)
         table.get_by_text(typed, exact=True).first.wait_for(timeout=30_000)
         # the hover preview and the large preview show name and label as text

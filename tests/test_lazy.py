@@ -295,7 +295,8 @@ def test_the_shared_cache_allows_only_shown_images_for_results_in_memory_too(sav
     thumbs = ShownThumbnails(tmp_path / "cache")
     hashes = results.frame["content_hash"].to_numpy()
     dashboard = Dashboard(store=eager, thumbnails=thumbs)
-    # on load, only the label summary's representatives are shown, so only they are allowed
+    assert not thumbs._shown and not thumbs._sources  # the first screen shows no image yet
+    dashboard.open_tab("labels")  # the label summary's representatives are shown, so only they are allowed
     assert set(thumbs._shown) == set(hashes[eager.label_summary()["representative"]]) and not thumbs._sources
     eager.selection = np.array([11, 2])
     assert list(dashboard.table.table.value["thumb"]) == [hashes[11], hashes[2]]

@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from bulk_panel import Pipeline, load_results
+from bulk_panel.compute.names import read_suggestions
 from bulk_panel.compute.records import cluster_label
 
 from helpers import demo_subset, variants_folder
@@ -44,11 +45,14 @@ def test_results_rows_columns_and_labels(first_run):
     assert np.isfinite(frame[["x", "y"]].to_numpy()).all()
     assert (frame.width > 0).all() and (frame.height > 0).all()
     assert ((frame.probability >= 0) & (frame.probability <= 1)).all()
-    # one readable label per cluster (suggested from ImageNet predictions), 'noise' for noise
-    pairs = set(zip(frame.cluster, frame.label))
-    assert len(pairs) == frame.cluster.nunique() == frame.label.nunique()
-    assert all((label == "noise") == (c == -1) for c, label in pairs)
-    assert {int(k): v for k, v in results.meta["cluster_names"].items()} == {c: l for c, l in pairs if c >= 0}
+    # neutral labels ('cluster N', 'noise'); each cluster's suggested name, with how many agree, in the meta
+    assert (frame.label == frame.cluster.map(cluster_label)).all()
+    suggestions = results.meta["suggestions"]
+    assert set(suggestions) == {str(c) for c in set(frame.cluster) - {-1}}
+    for key, s in suggestions.items():
+        assert 0.0 <= s["agreement"] <= 1.0 and s["size"] == (frame.cluster == int(key)).sum() and s["classes"]
+    assert read_suggestions(load_results(results.save(folder.parent / "r.parquet")).meta).keys() == \
+        {int(k) for k in suggestions}
     assert results.cluster_coords.shape == (24, pipeline.projector.cluster_dims)
     assert results.meta["counts"]["embedded"] == 24
     assert results.meta["weights"].startswith("file:")
@@ -85,15 +89,17 @@ def test_umap_and_hdbscan_recover_known_groups_with_default_settings(tmp_path):
     d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (truth.to_numpy()[d.argmin(1)] == truth.to_numpy()).mean() >= 0.9
-    # every cluster has its own suggested name, none the fallback 'cluster N'
-    names = results.meta["cluster_names"]
+    # labels are neutral; every cluster has its own suggested name, none 'cluster N', beside it
+    assert set(results.frame.label) == {cluster_label(c) for c in results.frame.cluster}
+    names = {k: s["name"] for k, s in results.meta["suggestions"].items()}
     print("suggested names:", names)
     assert set(names) == {str(c) for c in set(results.frame.cluster) - {-1}}
     assert len(set(names.values())) == len(names) and not any(n.startswith("cluster ") for n in names.values())
-    pipeline.clusterer.suggest_names = False
+    pipeline.clusterer.suggest_names = False  # no suggestions; the clusters are not refitted
     assert pipeline.stale() == []
     plain = pipeline.run()
     assert set(plain.frame.label) == {cluster_label(c) for c in plain.frame.cluster}
+    assert plain.meta["suggestions"] == {}
 
 
 def test_changing_a_later_stage_reruns_only_that_stage(first_run):

@@ -13,6 +13,7 @@ from bulk_panel.compute.cache import content_hash
 
 from helpers import (
     ARGS, CHROMIUM, DEMO, chromium, demo_subset, free_port, interrupt, serving, status_of, wait_until,
+    label_summary,
 )
 
 
@@ -53,10 +54,10 @@ def test_serve_a_folder_runs_the_pipeline_in_the_page(tmp_path, cache_dir):
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base + "/bulk_panel", timeout=120_000)
-            page.wait_for_selector("text=/done: 18 images/", timeout=300_000)
-            page.wait_for_selector("text=/Map · 18 images/", timeout=60_000)
+            page.wait_for_selector("text=/Map · 18 images/", timeout=300_000)  # the run's results, shown
             assert page.locator("canvas").count() > 0
             # the thumbnails the page shows (the label summary's, at least one per label), loaded
+            label_summary(page)
             thumbs = page.locator("img[src*='/thumbs/']")
             thumbs.first.wait_for(timeout=60_000)
             thumbs.first.evaluate("img => img.decode()")  # rejects unless the route answered with an image
@@ -157,12 +158,24 @@ TRAVERSALS = [
 PANEL_500 = ["/components/../../../../../../etc/passwd", "/components/..%2f..%2fetc/passwd"]
 
 
-def test_nothing_outside_the_folder_is_served(crafted):
-    from bulk_panel.server.session import session_page
+def showing_every_row(target):
+    """A served session's page whose selection table lists every row (so every row's image is
+    shown, and the thumbnail route allows it when it lies inside the folder)."""
+    from bulk_panel.compute.results import ResultsError
+    from bulk_panel.server.session import error_page, make_dashboard
 
+    try:
+        dashboard = make_dashboard(target)
+    except ResultsError as exc:
+        return error_page(str(exc))
+    dashboard.store.selection = np.arange(dashboard.store.n_rows)
+    return dashboard.template()
+
+
+def test_nothing_outside_the_folder_is_served(crafted):
     results, outside, hashes = crafted
-    with serving({"crafted": lambda: session_page(results)}) as base:
-        assert raw_get(base, "/crafted")[0] == 200  # the session registers the results' images
+    with serving({"crafted": lambda: showing_every_row(results)}) as base:
+        assert raw_get(base, "/crafted")[0] == 200  # the session shows the results' images
         status, body = raw_get(base, f"/thumbs/{hashes[0]}.jpg")
         assert status == 200 and body[:2] == b"\xff\xd8"  # the image inside the folder is served
         for digest in hashes[1:]:  # the escaping symlink, '../secret.png', an absolute path
@@ -191,8 +204,6 @@ def test_serve_refuses_a_corrupt_results_file_at_launch_on_one_line(tmp_path):
 def test_a_results_file_broken_while_served_gives_a_message_and_serving_goes_on(crafted, tmp_path):
     import pandas as pd
 
-    from bulk_panel.server.session import session_page
-
     results, _, hashes = crafted
     path = results.save(tmp_path / "results.parquet")
     good = path.read_bytes()
@@ -203,7 +214,7 @@ def test_a_results_file_broken_while_served_gives_a_message_and_serving_goes_on(
         (good[: len(good) // 2], "not a readable Parquet file"),  # a torn copy
         (foreign.read_bytes(), "a Parquet file, but not bulk_panel results"),
     ]
-    with chromium() as browser, serving({"app": lambda: session_page(path)}) as base:
+    with chromium() as browser, serving({"app": lambda: showing_every_row(path)}) as base:
         first = browser.new_page()
         first.goto(base + "app")
         first.get_by_text("Map · 4 images").wait_for(timeout=60_000)

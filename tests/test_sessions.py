@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from helpers import chromium, demo_subset, serving, small_pipeline, wait_until
+from helpers import chromium, demo_subset, label_summary, open_section, serving, small_pipeline, wait_until
 
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]  # the served results come from the real pipeline
@@ -51,7 +51,7 @@ def open_session(browser, url, sessions):
 def click_label_row(page, label: str) -> None:
     """Click the label summary's row of exactly ``label`` (suggested names can contain one another:
     'comic book', 'comic book (2)')."""
-    cells = page.locator(".tabulator").first.locator(".tabulator-cell[tabulator-field='label']")
+    cells = label_summary(page).locator(".tabulator-cell[tabulator-field='label']")
     cells.filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).first.click()
 
 
@@ -77,6 +77,7 @@ def test_three_sessions_relabel_differently_and_download_their_own_labels(served
         assert wait_until(lambda: set(store.frame.index[store.frame.label == label]) == rows), label
     paths = stores[0].frame.path.tolist()
     for (page, dashboard), label in zip(opened, ours):
+        open_section(page, "Download")
         page.get_by_role("button", name="all", exact=True).click()  # every row, not just the selection
         assert wait_until(lambda: dashboard.downloads.scope == "all")
         with page.expect_download() as info:
@@ -93,6 +94,7 @@ def test_a_session_stays_responsive_while_another_runs_the_pipeline(served):
     url, sessions, browser, extra = served
     (runner_page, running), (page, watcher) = (open_session(browser, url, sessions) for _ in range(2))
     runner = running.runner
+    open_section(runner_page, "Pipeline")  # closed: the served page has results
     folder = runner_page.get_by_placeholder("folder of images on the server")
     # a folder outside what the operator allowed is refused, on one line, in the page
     folder.fill("/etc")

@@ -18,6 +18,7 @@ from bulk_panel.share import BUNDLE_DIR, describe, read_bundle
 
 from helpers import (
     ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, answers, free_port, interrupt, real_results, synthetic_results, wait_for_plot, wait_until,
+    label_summary, open_section, selection_table,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ dash.tools.new_label = "felines"
 dash.tools.relabel_button.clicks += 1
 csv = pd.read_csv(dash.downloads.csv.callback(), keep_default_na=False)
 summary = dash.summary.table.value
-dash.tabs.active = 1  # the cluster gallery, from the bundle's thumbnails
+dash.open_tab("gallery")  # the cluster gallery, from the bundle's thumbnails
 gallery = dash.gallery._html(store.frame, 4)
 store.select_outliers(share=0.5)
 dash.scatter.color_by = "outlier score"
@@ -126,7 +127,7 @@ def test_static_app_works_without_heavy_packages(shared_results):
     assert all(t == "data:image/jpeg;base64," for t in out["thumbs"])  # inlined from the bundle
     assert out["hover_jpeg"] is True
     # the tools the page can run without scipy, hdbscan or embeddings: the cluster gallery, outliers
-    assert out["tabs"] == ["Selection", "Cluster gallery"] and out["gallery_images"] == 6
+    assert out["tabs"] == ["Selection", "Labels", "Cluster gallery"] and out["gallery_images"] == 6
     assert out["split"] is False and out["more"] is False and out["outliers"] >= 3
     assert out["labels"] == ["felines"] * 4 + [HOSTILE_LABEL] * 2
     assert out["csv_paths"] == results.frame.path.iloc[:4].tolist() and out["csv_labels"] == ["felines"] * 4
@@ -240,7 +241,6 @@ def test_served_static_app_select_relabel_download(tmp_path):
             wait_for_plot(page)  # laid out where it stays, before the drag
             page.get_by_text("All 400 images in blobs.parquet.", exact=False).wait_for(timeout=10_000)
             assert page.get_by_role("button", name="Save labels").count() == 0
-            assert page.get_by_role("button", name="Parquet").count() == 0
             canvas = page.locator("canvas").first.bounding_box()
             page.mouse.move(canvas["x"] + canvas["width"] * 0.2, canvas["y"] + canvas["height"] * 0.2)
             page.mouse.down()
@@ -250,14 +250,17 @@ def test_served_static_app_select_relabel_download(tmp_path):
             assert wait_until(lambda: not counter.inner_text().startswith("0 of")), "the box select never reached the table"
             selected = int(counter.inner_text().split(" of")[0].replace(",", ""))
             assert 0 < selected < 400
-            rows = page.locator(".tabulator").last.locator(".tabulator-row")
+            rows = selection_table(page).locator(".tabulator-row")
             assert wait_until(lambda: rows.count() > 0)
             page.get_by_placeholder("new or existing label").fill("owls")
             page.get_by_placeholder("new or existing label").press("Enter")
             page.get_by_role("button", name="Label selection").click()
-            owls = page.locator(".tabulator").first.locator(".tabulator-row", has_text="owls")
+            owls = label_summary(page).locator(".tabulator-row", has_text="owls")
             owls.wait_for(timeout=10_000)
             assert owls.locator(".tabulator-cell[tabulator-field='count']").inner_text() == str(selected)
+            open_section(page, "Download")
+            page.get_by_role("button", name="CSV").wait_for(timeout=10_000)
+            assert page.get_by_role("button", name="Parquet").count() == 0  # the static page writes no files
             with page.expect_download() as info:
                 page.get_by_role("button", name="CSV").click()
             csv = pd.read_csv(info.value.path())

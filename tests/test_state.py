@@ -204,6 +204,22 @@ def test_nearest_point():
     assert store.nearest(1e6, 1e6, max_distance=1.0) is None
 
 
+def test_nearest_point_scan_and_tree_agree():
+    """Below SCAN_BELOW points a linear scan, from it a k-d tree: the same answers."""
+    from bulk_panel.state.geometry import SCAN_BELOW, NearestPoint
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(2, SCAN_BELOW))
+    scan, tree = NearestPoint(x[:-1], y[:-1]), NearestPoint(x, y)
+    assert isinstance(scan._tree, np.ndarray) and not isinstance(tree._tree, np.ndarray)
+    for qx, qy in rng.normal(size=(20, 2)):
+        row, distance = tree.query(qx, qy)
+        d = np.hypot(x - qx, y - qy)
+        assert distance == pytest.approx(d.min()) and d[row] == pytest.approx(d.min())
+        row, distance = scan.query(qx, qy)
+        assert distance == pytest.approx(d[:-1].min()) and row == int(np.argmin(d[:-1]))
+
+
 def test_zip_is_spooled_and_save_async(tmp_path):
     import asyncio
     import tempfile

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import (
     ARGS, CHROMIUM, HOSTILE_LABEL, HOSTILE_NAME, free_port, images_settled, page_point, real_results,
-    synthetic_results, wait_for_plot, wait_until,
+    synthetic_results, wait_for_plot, wait_until, box_select, selection_table, label_summary, open_section,
 )
 
 pytestmark = pytest.mark.ui
@@ -72,15 +72,7 @@ def test_box_select_fills_table_and_csv_download(served):
     dashboards = made["synthetic"]
     page = _open(browser, url + "synthetic")
     store = dashboards[-1].store
-    for attempt in range(2):  # on a loaded machine the first drag can come before the tools attach
-        box = page.locator("canvas").first.bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.75, steps=10)
-        page.mouse.up()
-        if wait_until(lambda: len(store.selection) > 0, timeout=10 if attempt == 0 else 20):
-            break
-    assert len(store.selection) > 0, "the box select never reached the store"
+    assert box_select(page, store), "the box select never reached the store"
     # the store's selection is exactly the frame's points inside the bounds the stream received
     f = store.frame
     x0, y0, x1, y1 = dashboards[-1].scatter.bounds.bounds
@@ -91,8 +83,9 @@ def test_box_select_fills_table_and_csv_download(served):
     counter = page.get_by_text(f"of {len(f):,} images selected")
     counter.wait_for(timeout=SHOWN)
     assert wait_until(lambda: counter.inner_text().startswith(f"{len(store.selected_rows()):,} of"))
-    rows = page.locator(".tabulator-row")
+    rows = selection_table(page).locator(".tabulator-row")
     assert wait_until(lambda: rows.count() > 0)
+    open_section(page, "Download")
     with page.expect_download() as info:
         page.get_by_role("button", name="CSV").click()
     csv = pd.read_csv(info.value.path())
@@ -115,8 +108,7 @@ def test_two_sessions_are_isolated(served):
 
 
 def _selection_labels(page) -> list[str]:
-    table = page.locator(".tabulator").last  # the selection table (the label summary comes first)
-    return table.locator(".tabulator-cell[tabulator-field='label']").all_inner_texts()
+    return selection_table(page).locator(".tabulator-cell[tabulator-field='label']").all_inner_texts()
 
 
 def test_chooser_filters_table_and_relabel_recolours(served):
@@ -135,7 +127,7 @@ def test_chooser_filters_table_and_relabel_recolours(served):
     page.get_by_role("button", name="Label selection").click()
     assert wait_until(lambda: (store.frame.label == "owls").sum() == n and store.selected_labels == ["owls"])
     assert "cluster 2" not in store.frame.label.tolist()
-    summary = page.locator(".tabulator").first
+    summary = label_summary(page)
     owls = summary.locator(".tabulator-row", has_text="owls")
     owls.wait_for(timeout=SHOWN)
     assert owls.locator(".tabulator-cell[tabulator-field='count']").inner_text() == str(n)
@@ -152,8 +144,9 @@ def test_zip_download_holds_label_filename_entries(served):
     url, made, browser = served
     page = _open(browser, url + "real")
     store = made["real"][-1].store
-    page.locator(".tabulator").first.locator(".tabulator-row", has_text="cats").click()
+    label_summary(page).locator(".tabulator-row", has_text="cats").click()
     assert wait_until(lambda: len(store.selection) == 4)
+    open_section(page, "Download")
     with page.expect_download() as info:
         page.get_by_role("button", name="Images (zip)").click()
     with zipfile.ZipFile(info.value.path()) as zf:
@@ -179,14 +172,14 @@ def test_hostile_names_and_labels_show_as_text(served):
     assert wait_until(lambda: store.hover == 4), store.hover
     name = store.frame.path.iloc[store.hover].rsplit("/", 1)[-1]
     page.get_by_text(f"{name}\n{HOSTILE_LABEL}", exact=False).first.wait_for(timeout=SHOWN)
-    summary = page.locator(".tabulator").first
-    summary.get_by_text(HOSTILE_LABEL, exact=True).click()  # the label shows as text in the summary...
+    label_summary(page).get_by_text(HOSTILE_LABEL, exact=True).click()  # the label shows as text in the summary...
     assert wait_until(lambda: len(store.selection) == 2)
-    page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).wait_for(timeout=SHOWN)  # ...and table
+    page.locator(".bk-tab", has_text="Selection").click()
+    selection_table(page).get_by_text(HOSTILE_NAME, exact=True).wait_for(timeout=SHOWN)  # ...and table
     page.locator(".choices__item", has_text=f"{HOSTILE_LABEL} (2)").first.wait_for(timeout=SHOWN)  # ...chooser
     # the preview: a row click focuses the image, whose path shows as text
     for _ in range(3):  # the table may redraw under the first click
-        page.locator(".tabulator").last.get_by_text(HOSTILE_NAME, exact=True).click()
+        selection_table(page).get_by_text(HOSTILE_NAME, exact=True).click()
         if wait_until(lambda: store.focus == 4, timeout=3):
             break
     assert store.focus == 4
@@ -205,9 +198,10 @@ def test_more_like_this_and_cluster_gallery_in_the_browser(served):
     store = made["real"][-1].store
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.locator(".tabulator").first.locator(".tabulator-row", has_text="cats").click()
+    label_summary(page).locator(".tabulator-row", has_text="cats").click()
     assert wait_until(lambda: len(store.selection) == 4)
-    page.locator(".tabulator-row", has_text="b.png").first.click()
+    page.locator(".bk-tab", has_text="Selection").click()
+    selection_table(page).locator(".tabulator-row", has_text="b.png").first.click()
     assert wait_until(lambda: store.focus is not None)
     page.get_by_role("button", name="More like this").first.click()
     assert wait_until(lambda: len(store.similar) == 5)
@@ -234,7 +228,7 @@ def test_explore_section_is_made_when_opened(served):
     page = _open(browser, url + "synthetic")
     store = made["synthetic"][-1].store
     assert page.get_by_role("button", name="Show outliers").count() == 0
-    page.get_by_text("Explore", exact=True).first.click()
+    open_section(page, "Explore")
     page.get_by_role("button", name="Show outliers").click()
     expected = len(np.union1d(np.argsort(-store.frame["outlier_score"].to_numpy())[:40],
                               np.flatnonzero(store.frame["cluster"].to_numpy() < 0)))

@@ -168,8 +168,9 @@ def test_relabel_updates_table_summary_and_map_colours(store):
     store.relabel("owls")
     assert set(table.value["label"]) == {"owls"} and len(table.value) == len(store.selection)
     assert summary.value.set_index("label").loc["owls", "count"] == len(store.selection)
-    points = view._points()
-    assert set(points.dframe()["color"][points.dframe()["label"] == "owls"]) == {store.colors["owls"]}
+    points = view._points().dframe()  # a code per point, into the palette of the map's colours
+    palette = view._points().opts.get().kwargs["cmap"]
+    assert {palette[int(c)] for c in points["code"][points["label"] == "owls"]} == {store.colors["owls"]}
     store.undo()
     assert set(table.value["label"]) == {"cluster 0"}
 
@@ -336,7 +337,7 @@ def test_more_like_this_duplicates_gallery_and_outliers_views():
     store.focus = 0
     assert not dash.more_button.disabled
     asyncio.run(dash._more_like_this())
-    assert dash.tabs.active == 1 and set(store.similar[:2]) == {1, 2}
+    assert dash.tabs.active == dash._tab_of["similar"] and set(store.similar[:2]) == {1, 2}
     html_text = dash.similar._html(store.similar, store.similar_scores)
     assert html_text.count("<img ") == 1 + store.similar_k and "this image" in html_text
     similar_points = dash.scatter._similar(store.similar)
@@ -371,3 +372,23 @@ def test_warm_datashader_compiles_once_per_process_in_the_background():
     thread = warm_datashader()
     thread.join(timeout=120)
     assert not thread.is_alive() and warm_datashader() is thread  # one thread per process, finished
+
+
+def test_a_map_opened_before_its_results_shows_them_when_they_come():
+    """A page that opens before the pipeline's results (a served folder): once they are loaded,
+    the map's ranges cover the new points (not the empty map's default range)."""
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    store = ResultsStore()
+    view = ScatterView(store=store)
+    doc = Document()
+    doc.add_root(pn.panel(view).get_root(doc))
+    results = synthetic_results(18)
+    store.load(results)
+    plots = [m for m in doc.models if isinstance(m, Plot)]
+    assert plots
+    x, y = results.frame["x"], results.frame["y"]
+    plot = plots[-1]
+    assert plot.x_range.start <= x.min() and plot.x_range.end >= x.max()
+    assert plot.y_range.start <= y.min() and plot.y_range.end >= y.max()

@@ -55,7 +55,8 @@ class Clusterer(param.Parameterized):
 
     suggest_names = param.Boolean(
         default=True,
-        doc="name clusters after the model's ImageNet predictions when it has that head (else 'cluster N')",
+        doc="suggest a name per cluster from the model's ImageNet predictions (when it has that head), "
+        "shown beside its label with how many members agree, to accept or not; labels stay 'cluster N'",
     )
 
     #: parameters that change the clusters (naming happens when results are assembled)

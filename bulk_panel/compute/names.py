@@ -1,22 +1,31 @@
-"""Readable cluster names from the model's own ImageNet predictions.
+"""Suggested cluster names from the model's own ImageNet predictions, and how many members agree.
 
->>> suggest_names(labels, classes)          # classes = Embedder.classes_ (top-k ids, probabilities)
-{0: 'tabby / tiger cat', 1: 'sports car', 2: 'sports car (2)'}
+>>> cluster_suggestions(labels, classes)   # classes = Embedder.classes_ (top-k ids, probabilities)
+{0: {'name': 'tabby / tiger cat', 'classes': [281, 282], 'agreement': 0.62, 'size': 58}, ...}
 
-A cluster is named after the classes that carry most of its members' predicted probability
-(the runner-up joins when it carries at least half as much). Clusters that end up with the
-same name get a number; noise keeps its label.
+A cluster's suggestion is the classes that carry most of its members' predicted probability
+(the runner-up joins when it carries at least half as much); its agreement is the share of
+members whose own top-1 class is one of them. Clusters with the same suggestion get a number
+("sandal (2)"), so accepting suggestions never merges two clusters by itself. Noise gets none.
+
+Labels stay neutral ("cluster 3"): a suggestion is shown beside its cluster's label, and the
+user accepts it or not. The results' meta keeps them (:func:`suggestions_meta`,
+:func:`read_suggestions`); ImageNet's classes often miss (docs/performance.md).
 """
 from __future__ import annotations
 
 import functools
+import math
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from .schema import NOISE, cluster_label
+
+#: the agreement thresholds the evaluation reports precision at
+AGREEMENT_THRESHOLDS = (0.0, 0.3, 0.5, 0.7)
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,21 +37,83 @@ def imagenet_names() -> tuple[str, ...]:
     return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes()))
 
 
-def suggest_names(
+def cluster_suggestions(
     labels: np.ndarray, classes: Optional[tuple[np.ndarray, np.ndarray]], runner_up: float = 0.5
-) -> dict[int, str]:
-    """A name per cluster id (noise excluded); 'cluster N' when ``classes`` is None."""
-    ids = sorted(int(c) for c in np.unique(labels) if c != NOISE)
+) -> dict[int, dict]:
+    """Per cluster id (noise excluded): ``{"name", "classes", "agreement", "size"}`` — the
+    suggested name, its ImageNet class ids, the share (0..1) of the cluster's members whose own
+    top-1 class is one of those, and the cluster's size. ``{}`` when ``classes`` is None (a
+    model without an ImageNet head)."""
     if classes is None:
-        return {c: cluster_label(c) for c in ids}
+        return {}
+    labels = np.asarray(labels)
     names = imagenet_names()
-    out: dict[int, str] = {}
+    top1 = np.asarray(classes[0])[:, 0] if len(labels) else np.zeros(0, np.int64)
+    out: dict[int, dict] = {}
     taken: dict[str, int] = {}
     for c, top in main_classes(labels, classes, runner_up).items():
-        name = " / ".join(dict.fromkeys(names[i] for i in top))
+        members = labels == c
+        name = " / ".join(dict.fromkeys(names[i] if i < len(names) else f"class {i}" for i in top))
         taken[name] = taken.get(name, 0) + 1
-        out[c] = name if taken[name] == 1 else f"{name} ({taken[name]})"
+        out[c] = {
+            "name": name if taken[name] == 1 else f"{name} ({taken[name]})",
+            "classes": [int(i) for i in top],
+            "agreement": round(float(np.isin(top1[members], top).mean()), 4),
+            "size": int(members.sum()),
+        }
     return out
+
+
+def suggestions_meta(suggestions: Mapping[int, dict]) -> dict[str, dict]:
+    """:func:`cluster_suggestions` as the results' meta keeps them (JSON: string keys)."""
+    return {str(c): {k: s[k] for k in ("name", "classes", "agreement", "size") if k in s}
+            for c, s in suggestions.items()}
+
+
+def read_suggestions(meta: Optional[Mapping]) -> dict[int, dict]:
+    """The suggestions a results' meta holds: ``{cluster id: {"name", "agreement", "size"}}``
+    (``agreement`` and ``size`` None when unknown). Entries that do not parse are left out (a
+    file's meta is untrusted).
+
+    Older files hold ``cluster_names`` only — names that were the clusters' labels: they are
+    read as suggestions of unknown agreement ('cluster N' names, from ``--no-suggest-names``,
+    are none).
+    """
+    meta = meta or {}
+    raw = meta.get("suggestions")
+    if not isinstance(raw, Mapping):
+        names = meta.get("cluster_names")
+        raw = {k: {"name": v} for k, v in names.items()} if isinstance(names, Mapping) else {}
+    out: dict[int, dict] = {}
+    for key, entry in raw.items():
+        try:
+            cluster = int(key)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(entry, Mapping) or cluster < 0:
+            continue
+        name = " ".join(str(entry.get("name") or "").split())[:200]
+        if not name or name == cluster_label(cluster):
+            continue
+        out[cluster] = {"name": name, "agreement": _share(entry.get("agreement")),
+                        "size": _count(entry.get("size"))}
+    return out
+
+
+def _share(value) -> Optional[float]:
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        return None
+    return share if math.isfinite(share) and 0.0 <= share <= 1.0 else None
+
+
+def _count(value) -> Optional[int]:
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return count if count >= 0 else None
 
 
 def main_classes(
@@ -133,23 +204,44 @@ def class_words(class_id: int, wordnet: Path = WORDNET_NOUNS, wnids: Optional[Se
 
 def name_match_rate(
     labels: np.ndarray, classes: tuple[np.ndarray, np.ndarray], truth: np.ndarray, wordnet: Path = WORDNET_NOUNS,
+    thresholds: Sequence[float] = AGREEMENT_THRESHOLDS,
 ) -> dict:
-    """How often a cluster's suggested name matches its members' majority folder: the share of
+    """How often a cluster's suggestion matches its members' majority folder: the share of
     clusters (and of clustered images) whose main class (or runner-up) is, or is a kind of, a
-    word of that folder's name. ``{"clusters", "matched", "rate", "image_rate", "pairs"}``;
-    pairs lists (cluster, folder, name, matched)."""
-    names = imagenet_names()
+    word of that folder's name; and, per agreement threshold, the precision of the suggestions
+    that reach it (:func:`precision_by_agreement`).
+
+    ``{"clusters", "matched", "rate", "image_rate", "pairs", "by_agreement"}``; ``pairs``: one
+    dict per cluster (cluster, folder, name, agreement, size, match)."""
     truth = np.asarray(truth, dtype=object)
-    pairs, matched_images, clustered = [], 0, 0
-    for c, top in main_classes(labels, classes).items():
-        members = labels == c
-        folders, counts = np.unique(truth[members], return_counts=True)
+    labels = np.asarray(labels)
+    pairs = []
+    for c, s in cluster_suggestions(labels, classes).items():
+        folders, counts = np.unique(truth[labels == c], return_counts=True)
         folder = str(folders[np.argmax(counts)])
-        hit = bool(words_of(folder) & set().union(*(class_words(i, wordnet) for i in top)))
-        pairs.append((c, folder, " / ".join(names[i] for i in top), hit))
-        clustered += int(members.sum())
-        matched_images += int(members.sum()) if hit else 0
+        hit = bool(words_of(folder) & set().union(*(class_words(i, wordnet) for i in s["classes"])))
+        pairs.append({"cluster": c, "folder": folder, "name": s["name"], "agreement": s["agreement"],
+                      "size": s["size"], "match": hit})
     n = len(pairs)
-    matched = sum(p[3] for p in pairs)
+    matched = sum(p["match"] for p in pairs)
+    clustered = sum(p["size"] for p in pairs)
     return {"clusters": n, "matched": matched, "rate": matched / n if n else 0.0,
-            "image_rate": matched_images / clustered if clustered else 0.0, "pairs": pairs}
+            "image_rate": sum(p["size"] for p in pairs if p["match"]) / clustered if clustered else 0.0,
+            "pairs": pairs, "by_agreement": precision_by_agreement(pairs, thresholds)}
+
+
+def precision_by_agreement(pairs: Sequence[Mapping], thresholds: Sequence[float] = AGREEMENT_THRESHOLDS) -> list[dict]:
+    """Per threshold, the suggestions whose agreement reaches it: how many (``clusters``, and
+    their share of all), how many match their folder, ``precision`` (matched / clusters, None
+    when none reach it) and ``images`` (their share of the clustered images). ``pairs`` as
+    :func:`name_match_rate` gives them (agreement, size, match per cluster)."""
+    total = len(pairs)
+    clustered = sum(p["size"] for p in pairs)
+    rows = []
+    for t in thresholds:
+        kept = [p for p in pairs if p["agreement"] >= t]
+        hits = sum(bool(p["match"]) for p in kept)
+        rows.append({"min_agreement": float(t), "clusters": len(kept), "share": len(kept) / total if total else 0.0,
+                     "matched": hits, "precision": hits / len(kept) if kept else None,
+                     "images": sum(p["size"] for p in kept) / clustered if clustered else 0.0})
+    return rows

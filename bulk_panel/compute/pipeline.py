@@ -35,7 +35,7 @@ from .cache import atomic_write, default_cache_dir, fingerprint
 from .cluster import Clusterer
 from .embed import Embedder, check_model_name
 from .images import ImageSource
-from .names import suggest_names
+from .names import cluster_suggestions, suggestions_meta
 from .project import Projector
 from .schema import cluster_label
 from .results import Results, build_frame
@@ -302,10 +302,11 @@ class Pipeline(param.Parameterized):
         self._map = {**state, "path": str(path)}
 
     def _label_names(self) -> list[str]:
-        """The initial label of every row: suggested cluster names, or 'cluster N'; 'noise'."""
+        """The initial label of every row: 'cluster N', 'noise' (always neutral); the clusters'
+        suggested names (when ``clusterer.suggest_names``) go to ``suggestions_``."""
         classes = self.embedder.classes_ if self.clusterer.suggest_names else None
-        self.cluster_names_ = suggest_names(self.clusterer.labels_, classes)
-        return [self.cluster_names_.get(int(c), cluster_label(c)) for c in self.clusterer.labels_]
+        self.suggestions_ = cluster_suggestions(self.clusterer.labels_, classes)
+        return [cluster_label(c) for c in self.clusterer.labels_]
 
     def results(self) -> Results:
         """The :class:`Results` of the last run."""
@@ -333,7 +334,7 @@ class Pipeline(param.Parameterized):
                 attr: stage_params(getattr(self, attr)) for attr in ("source", "embedder", "projector", "clusterer")
             },
             "min_cluster_size_used": int(clu.min_cluster_size_),
-            "cluster_names": {str(k): v for k, v in self.cluster_names_.items()},
+            "suggestions": suggestions_meta(self.suggestions_),
             "counts": {
                 "found": len(self.paths_) + len(self.scan_skipped_),
                 "used": len(frame),

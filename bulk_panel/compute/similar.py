@@ -96,9 +96,10 @@ def duplicate_groups(
 ) -> pd.DataFrame:
     """Groups of exact duplicates (same content hash) and near-duplicates (cosine ≥ threshold).
 
-    One row per member: ``group``, ``row`` (position in frame), ``path``, ``kind`` ('exact' or
-    'near'), ``similarity`` (to the kept image), ``keep`` (True for the member to keep: the
-    largest image, then the shortest path). Sorted by group, kept member first.
+    One row per member: ``group`` (int, from 0), ``row`` (int, position in frame), ``path``,
+    ``kind`` ('exact' or 'near', text), ``similarity`` (to the kept image), ``keep`` (True for
+    the member to keep: the largest image, then the shortest path). Sorted by group, kept member
+    first. No groups: no rows, the same columns and types.
     """
     n = len(frame)
     codes = pd.factorize(frame["content_hash"])[0]
@@ -109,8 +110,10 @@ def duplicate_groups(
         pairs.append(index.pairs_above(threshold))
     pairs = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
     columns = ["group", "row", "path", "kind", "similarity", "keep"]
-    if len(pairs) == 0:
-        return pd.DataFrame(columns=columns)
+    if len(pairs) == 0:  # no groups: the same columns and types, no rows
+        return pd.DataFrame(columns=columns).astype(
+            {"group": "int64", "row": "int64", "path": str, "kind": str, "similarity": "float64", "keep": bool}
+        )
     comp = _components(n, pairs)
     sizes = np.bincount(comp)
     members = np.flatnonzero(sizes[comp] > 1)

@@ -20,6 +20,7 @@ _EXPORTS = {
     "ZipExportHandler": "bulk_panel.server.routes",
     "error_page": "bulk_panel.server.session",
     "make_dashboard": "bulk_panel.server.session",
+    "prepare_server": "bulk_panel.server.session",
     "session_page": "bulk_panel.server.session",
     "explore": "bulk_panel.server.jupyter",
     "DEMO_RESULTS": "bulk_panel.server.target",

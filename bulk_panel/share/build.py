@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from ..compute.names import read_suggestions, suggestions_meta
 from ..compute.results import Results, load_results
 from ..compute.schema import RECORD_COLUMNS
 from ..compute.thumbs import ThumbnailCache
@@ -101,6 +102,8 @@ def write_bundle(
         "source": source or (results.path.name if results.path is not None else "results"),
         "rows_total": total, "rows_shown": len(frame), "sample_seed": seed if len(frame) < total else None,
         "thumb_size": thumb_size, "thumbnails": made, "model": results.meta.get("model"),
+        # the clusters' suggested names, shown beside their labels (the page has no model)
+        "suggestions": suggestions_meta(read_suggestions(results.meta)),
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta

@@ -2,8 +2,9 @@
 
 ``write_bundle`` (:mod:`.build`) writes it, the page (:mod:`.app`) reads it. A bundle holds
 ``points.csv.gz`` (the results frame's columns; plain CSV because pandas reads it without
-pyarrow), ``meta.json`` (what was shared: counts, sample seed, source name) and
-``thumbnails.zip`` (small JPEGs named ``<content hash>.jpg``). No Panel import.
+pyarrow), ``meta.json`` (what was shared: counts, sample seed, source name, the clusters'
+suggested names) and ``thumbnails.zip`` (small JPEGs named ``<content hash>.jpg``). No Panel
+import.
 
 >>> read_bundle("bulk_panel_data").frame.label.value_counts()
 >>> BundledThumbnails("bulk_panel_data/thumbnails.zip").get(digest)

@@ -52,22 +52,29 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, xs: Sequence[float], ys: Seq
     return candidates[inside]
 
 
+#: below this many points a lookup scans them all (under 0.2 ms), and SciPy is never imported
+#: (a server on a small map stays ~25 MB smaller)
+SCAN_BELOW = 50_000
+
+
 class NearestPoint:
-    """The map point nearest a position: a k-d tree over the points, built once, so a lookup at
-    1M points takes microseconds (without SciPy, e.g. a minimal Pyodide build, a linear scan:
-    still ~10 ms at 1M).
+    """The map point nearest a position: from :data:`SCAN_BELOW` points up a k-d tree over the
+    points, built once, so a lookup at 1M points takes microseconds; below it, or without SciPy
+    (e.g. a minimal Pyodide build), a linear scan (~10 ms at 1M).
 
     >>> NearestPoint(x, y).query(0.5, -1.2)      # (row position, distance)
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray):
         xy = np.column_stack((x, y)).astype(np.float64)
-        try:
-            from scipy.spatial import cKDTree
+        self._tree = xy
+        if len(xy) >= SCAN_BELOW:
+            try:
+                from scipy.spatial import cKDTree
 
-            self._tree = cKDTree(xy)
-        except ImportError:
-            self._tree = xy
+                self._tree = cKDTree(xy)
+            except ImportError:
+                pass
 
     def query(self, x: float, y: float) -> tuple[int, float]:
         """The row position of the point nearest (x, y) and its distance."""

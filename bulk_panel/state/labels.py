@@ -1,7 +1,9 @@
-"""Label edits with undo and redo, the per-label summary, and saving the labels back.
+"""Label edits with undo and redo, suggested names, the per-label summary, and saving the labels back.
 
 >>> store.relabel("cats"); store.undo(); store.redo()
 >>> store.rename_label("cluster 3", "dogs"); store.merge_labels(["a", "b"], into="ab")
+>>> store.suggestions()                  # 'cluster 3' → 'lighthouse', agreement 0.41 of 58 members
+>>> store.accept_suggestion("cluster 3"); store.accept_suggestions(min_agreement=0.5)
 >>> store.label_summary()                # one row per label: colour, count, representative …
 >>> store.save_labels()                  # back into the results file, atomically
 """
@@ -16,6 +18,8 @@ import numpy as np
 import pandas as pd
 import param
 
+from ..compute.names import read_suggestions
+from ..compute.schema import cluster_label
 from .selection import Selection
 
 __all__ = ["Labels", "UNDO_LIMIT", "clean_label"]
@@ -89,6 +93,78 @@ class Labels(Selection):
         current[mask] = into
         self._apply_labels(current, f"{len(labels)} labels merged into {into!r} ({int(mask.sum())} rows).")
         return int(mask.sum())
+
+    # ---------------------------------------------------------------------------------
+    # suggested names
+    # ---------------------------------------------------------------------------------
+    @param.depends("frame", "results")
+    def suggestions(self) -> pd.DataFrame:
+        """The suggested names still to accept: one row per label that is still a cluster's
+        neutral label ('cluster 3') and has a suggestion in the results' meta, in label order.
+
+        Columns: ``label`` (also the index), ``cluster``, ``suggestion``, ``agreement`` (the
+        share, 0..1, of the cluster's members whose own top-1 ImageNet class is in the
+        suggestion; NaN when unknown, as in older files), ``size`` (the members it was measured
+        on; NaN when unknown). A renamed cluster has none; the static page reads the same meta.
+        """
+        return self.memo("suggestions").get((self.results, self.frame), self._suggestion_table).copy()
+
+    def _suggestion_table(self) -> pd.DataFrame:
+        columns = ["label", "cluster", "suggestion", "agreement", "size"]
+        known = read_suggestions(self.results.meta if self.results is not None else None)
+        present = set(self.label_codes()[1]) if known and self.frame is not None and len(self.frame) else set()
+        rows = [(cluster_label(c), c, s["name"], s["agreement"], s["size"]) for c, s in sorted(known.items())
+                if cluster_label(c) in present]  # cluster order is the labels' order ('cluster N' by N)
+        table = pd.DataFrame(rows, columns=columns).astype({"cluster": int, "agreement": float, "size": float})
+        return table.set_index("label", drop=False).rename_axis(None)
+
+    def accept_suggestion(self, label: str) -> int:
+        """Rename the cluster label ``label`` ('cluster 3') to its suggested name (one undoable
+        edit); returns the rows changed. When that name is already a label, the two merge, and
+        the message says so. No suggestion for ``label``: nothing changes."""
+        table = self.suggestions()
+        if label not in table.index:
+            self.message = f"No suggestion for {label!r}."
+            return 0
+        name = table.at[label, "suggestion"]
+        merged = name in set(self.label_codes()[1])
+        changed = self.rename_label(label, name)
+        if changed:
+            self.message = (f"{label!r} merged into the existing label {name!r} ({changed} rows)." if merged
+                            else f"Suggestion accepted: {label!r} is now {name!r} ({changed} rows).")
+        return changed
+
+    def accept_suggestions(self, min_agreement: float) -> int:
+        """Accept every suggestion whose agreement is at least ``min_agreement`` (0..1; 0 accepts
+        them all, those of unknown agreement too) in one undoable edit; returns how many labels
+        were renamed. A bulk acceptance never merges: a suggestion whose name is already a label
+        (or another accepted one's) is skipped and counted in the message; accept it on its own
+        to merge."""
+        table = self.suggestions()
+        if min_agreement > 0:
+            table = table[table["agreement"] >= min_agreement]
+        present = set(self.label_codes()[1])
+        take = table[~table["suggestion"].isin(present) & ~table["suggestion"].duplicated()]
+        skipped = len(table) - len(take)
+        note = f"; {skipped} skipped: the name is already a label" if skipped else ""
+        rule = f"agreement ≥ {100 * min_agreement:.0f}%" if min_agreement > 0 else "all"
+        if take.empty:
+            self.message = f"No suggestions to accept ({rule}){note}."
+            return 0
+        mapping = dict(zip(take["label"], take["suggestion"]))
+        codes, names = self.label_codes()
+        renamed = np.array([mapping.get(name, name) for name in names], dtype=object)
+        labels = self.frame["label"].to_numpy(dtype=object).copy()
+        known = codes >= 0
+        labels[known] = renamed[codes[known]]
+        colors = dict(self.colors)
+        for old, new in mapping.items():
+            if old in colors and new not in colors:
+                colors[new] = colors[old]
+        self.colors = colors
+        many = "s" if len(mapping) > 1 else ""
+        self._apply_labels(labels, f"{len(mapping)} suggestion{many} accepted ({rule}){note}.")
+        return len(mapping)
 
     def undo(self) -> bool:
         """Undo the last label edit; False when there is none."""

@@ -1,8 +1,8 @@
 """The loaded results and their rows: the base every part of :class:`ResultsStore` builds on.
 
-The frame, each row's label and its colour, the label chooser's options, and the columns
-wherever they live (in memory, or on disk for a folder of parts), with the lookups made once
-per frame (label codes, file names).
+The frame, each row's label and its colour, the label chooser's options ("label (count)"), and
+the columns wherever they live (in memory, or on disk for a folder of parts), with the lookups
+made once per frame (label codes, file names).
 
 >>> store.rows_frame(store.selected_rows(), ["path", "label"])
 >>> store.values("content_hash", [3, 1])
@@ -43,19 +43,61 @@ class Rows(param.Parameterized):
         return memos[name]
 
     def _set_frame(self, frame: pd.DataFrame) -> None:
-        labels = self.sorted_labels(frame)
+        labels = self._chooser_order(frame)[0]
         colors = assign_colours(labels, self.colors)
         kept = [label for label in self.selected_labels if label in labels]
-        counts = frame["label"].value_counts(sort=False) if len(frame) else {}
         with param.parameterized.batch_call_watchers(self):
             self.colors = colors
-            # the chooser shows "label (count)" and gives back the label itself; the shown text is
-            # HTML-escaped because Bokeh's MultiChoice (Choices.js) renders option text as HTML
-            self.param.selected_labels.objects = {
-                html.escape(f"{label} ({int(counts[label]):,})"): label for label in labels
-            }
+            self._show_counts(frame, self._counted_rows())
             self.selected_labels = kept
             self.frame = frame
+
+    # ---------------------------------------------------------------------------------
+    # the label chooser's options: "label (count)"
+    # ---------------------------------------------------------------------------------
+    def _counted_rows(self) -> Optional[np.ndarray]:
+        """The rows the chooser counts each label in; None: all rows (see :class:`Selection`)."""
+        return None
+
+    def _show_counts(self, frame: Optional[pd.DataFrame], rows: Optional[np.ndarray]) -> None:
+        """Make the chooser's options read ``label (count)``, each count the label's rows among
+        ``rows`` ('label (0 of total)' for a label with none there; all rows: ``rows`` None).
+
+        One ``bincount`` over the label codes of ``rows`` and one short text per label; the
+        options are set only when their text changes, and the chosen labels stay as they are."""
+        if frame is None:
+            return
+        names = self.memo("chooser names").get((frame, rows), lambda: self._chooser_names(frame, rows))
+        if names != self.param.selected_labels.names:
+            # the chooser shows the text and gives back the label itself; the text is HTML-escaped
+            # because Bokeh's MultiChoice (Choices.js) renders option text as HTML
+            self.param.selected_labels.objects = names
+
+    def _chooser_names(self, frame: pd.DataFrame, rows: Optional[np.ndarray]) -> dict[str, str]:
+        codes, names = self.label_codes(frame)
+        labels, order, totals = self._chooser_order(frame)
+        if rows is None:
+            counts = totals
+        else:
+            rows = np.asarray(rows, dtype=np.int64)
+            counts = np.bincount(codes[rows[rows < len(codes)]], minlength=len(names))
+        shown = {}
+        for label, code in zip(labels, order):
+            count, total = int(counts[code]), int(totals[code])
+            text = f"{label} ({count:,})" if count or rows is None else f"{label} (0 of {total:,})"
+            shown[html.escape(text)] = label
+        return shown
+
+    def _chooser_order(self, frame: pd.DataFrame) -> tuple[list[str], list[int], np.ndarray]:
+        """The labels in the chooser's order (:meth:`sorted_labels`), their codes in
+        :meth:`label_codes`, and each code's row count; once per frame."""
+        def order():
+            codes, names = self.label_codes(frame)
+            position = {str(label): code for code, label in enumerate(names)}
+            labels = self.sorted_labels(frame)
+            return labels, [position[label] for label in labels], np.bincount(codes, minlength=len(names))
+
+        return self.memo("chooser order").get((frame,), order)
 
     @staticmethod
     def sorted_labels(frame: Optional[pd.DataFrame]) -> list[str]:
@@ -105,13 +147,16 @@ class Rows(param.Parameterized):
         """
         return self.rows_frame(rows, [name])[name].to_numpy()
 
-    def label_codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """The label column factorised once per frame: (int codes per row, label names)."""
+    def label_codes(self, frame: Optional[pd.DataFrame] = None) -> tuple[np.ndarray, np.ndarray]:
+        """The label column of ``frame`` (default: :attr:`frame`) factorised once per frame:
+        (int codes per row, label names)."""
+        frame = self.frame if frame is None else frame
+
         def factorise():
-            codes, names = pd.factorize(self.frame["label"], sort=False)
+            codes, names = pd.factorize(frame["label"], sort=False)
             return np.asarray(codes, dtype=np.intp), np.asarray(names, dtype=object)
 
-        return self.memo("label codes").get((self.frame,), factorise)
+        return self.memo("label codes").get((frame,), factorise)
 
     def file_names(self, rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """The file names (each path's last part) of the rows at positions ``rows`` (default: all).

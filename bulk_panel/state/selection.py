@@ -26,7 +26,9 @@ class Selection(Rows):
     """Selection, label filter, focus and hover of one session (a part of :class:`ResultsStore`).
 
     ``selection`` holds row positions into ``frame``; ``selected_labels`` narrows it (and is
-    refilled with the labels a new selection contains, as in the seed app).
+    refilled with the labels a new selection contains, as in the seed app). The chooser's
+    options count each label's rows that choosing it shows: its rows in ``selection`` (before
+    the chooser narrows it), or all its rows when nothing is selected or ``only_selected`` is off.
     """
 
     selection = param.Array(default=EMPTY, doc="Row positions into frame chosen on the map (box, lasso, label click).")
@@ -47,6 +49,7 @@ class Selection(Rows):
     def __init__(self, **params):
         super().__init__(**params)
         self.param.watch(self._labels_from_selection, "selection")
+        self.param.watch(lambda event: self._show_counts(self.frame, self._counted_rows()), "only_selected")
 
     def _select(self, rows: np.ndarray) -> int:
         """Make ``rows`` the selection and fill the label chooser in ONE update, so everything
@@ -54,7 +57,10 @@ class Selection(Rows):
         rows = np.asarray(rows, dtype=np.int64)
         self._selecting = True
         try:
-            self.param.update(selection=rows, selected_labels=self._labels_in(rows))
+            with param.parameterized.batch_call_watchers(self):
+                # the counts first: a chooser then shows the new labels with their new texts at once
+                self._show_counts(self.frame, self._counted_rows(rows))
+                self.param.update(selection=rows, selected_labels=self._labels_in(rows))
         finally:
             self._selecting = False
         return len(rows)
@@ -122,7 +128,16 @@ class Selection(Rows):
     def _labels_from_selection(self, event) -> None:
         # a side effect, not a derivation: the chooser stays editable by the user afterwards
         if not self._selecting:
-            self.selected_labels = self._labels_in(self.selection)
+            with param.parameterized.batch_call_watchers(self):
+                self._show_counts(self.frame, self._counted_rows())
+                self.selected_labels = self._labels_in(self.selection)
+
+    def _counted_rows(self, selection: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        """The rows the chooser counts labels in: the selection (default: ``selection``), before
+        the chooser narrows it; None (all rows) when nothing is selected or chosen labels add all
+        their rows."""
+        selection = self.selection if selection is None else selection
+        return selection if len(selection) and self.only_selected else None
 
     @param.depends("frame", "selection", "selected_labels", "only_selected")
     def selected_rows(self) -> np.ndarray:

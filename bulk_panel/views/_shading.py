@@ -1,6 +1,8 @@
 """The datashaded map's images: label colours mixed per pixel, outlier scores, the selection.
 
 >>> shade_labels(ds.Canvas(plot_width=800, plot_height=600), data)   # data: x, y, r, g, b
+>>> fade(image)              # the map under a selection: its alpha times FADE
+>>> shade_selection(canvas, data.iloc[rows])   # the selected rows in their own colours, on top
 >>> warm_datashader()        # at server start: compile the kernels before the first page
 """
 from __future__ import annotations
@@ -12,10 +14,12 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-__all__ = ["OUTLIER_CMAP", "mixed_colours", "rgb255", "rgb_element", "shade_labels", "shade_scores",
-           "shade_selection", "span", "warm_datashader"]
+__all__ = ["FADE", "OUTLIER_CMAP", "fade", "mixed_colours", "rgb255", "rgb_element", "shade_labels",
+           "shade_scores", "shade_selection", "span", "warm_datashader"]
 
 OUTLIER_CMAP = ["#1b1b3a", "#3b4cc0", "#9fbfe0", "#f7b267", "#e4572e"]  # typical → unusual
+FADE = 0.2  # the alpha of the points left out of a selection, relative to their own (as Bokeh's nonselection_alpha)
+SELECTED_MIN_ALPHA = 170  # the faintest selected pixel: selected points stand out even where they are few
 
 
 def rgb255(color: str) -> tuple[int, int, int]:
@@ -50,7 +54,7 @@ def mixed_colours(counts, r, g, b, min_alpha: int = 40):
     return tf.Image(packed, coords=counts.coords, dims=counts.dims)
 
 
-def shade_labels(canvas, data: pd.DataFrame):
+def shade_labels(canvas, data: pd.DataFrame, min_alpha: int = 90):
     """The map's label colours mixed per pixel, alpha by count: ``data`` has x, y and each row's
     colour as r, g, b (0-255)."""
     import datashader as ds
@@ -59,27 +63,40 @@ def shade_labels(canvas, data: pd.DataFrame):
     # they share one compiled kernel) beat one fused summary here
     sums = [canvas.points(pd.DataFrame({"x": data["x"], "y": data["y"], "value": data[c]}, copy=False),
                           "x", "y", ds.sum("value")) for c in ("r", "g", "b")]
-    return mixed_colours(canvas.points(data, "x", "y", ds.count()), *sums, min_alpha=90)
+    return mixed_colours(canvas.points(data, "x", "y", ds.count()), *sums, min_alpha=min_alpha)
 
 
-def shade_scores(canvas, data: pd.DataFrame):
+def shade_scores(canvas, data: pd.DataFrame, min_alpha: int = 90):
     """The map coloured by each pixel's mean outlier score (``data``: x, y, outlier_score)."""
     import datashader as ds
     import datashader.transfer_functions as tf
 
-    return tf.shade(canvas.points(data, "x", "y", ds.mean("outlier_score")), cmap=OUTLIER_CMAP, min_alpha=90)
+    return tf.shade(canvas.points(data, "x", "y", ds.mean("outlier_score")), cmap=OUTLIER_CMAP,
+                    min_alpha=min_alpha)
+
+
+def fade(image, alpha: float = FADE):
+    """``image`` (a datashader RGBA image) with every pixel's alpha times ``alpha``, colours kept:
+    the map under a selection, so that the selected points drawn over it stand out."""
+    import datashader.transfer_functions as tf
+
+    data = np.asarray(image.data, dtype=np.uint32)
+    faded = ((data >> 24).astype(np.float32) * alpha).astype(np.uint32)
+    return tf.Image((data & 0x00FFFFFF) | (faded << 24), coords=image.coords, dims=image.dims)
 
 
 def shade_selection(canvas, data: pd.DataFrame):
-    """The selected points (``data``: x, y) drawn dark and opaque, spread a little; transparent
-    elsewhere, so the map shows around them."""
-    import datashader as ds
+    """The selected rows in their own colours, to draw over the faded map: ``data`` has x, y and
+    r, g, b (label colours, mixed per pixel as :func:`shade_labels` mixes them) or outlier_score.
+    Alpha by count from ``SELECTED_MIN_ALPHA`` up, spread a little so that a few points show;
+    transparent elsewhere."""
     import datashader.transfer_functions as tf
 
-    # a list: datashader 0.19 with a one-colour string and min_alpha=255 makes every pixel
-    # opaque, empty ones too (the map disappeared under the selection)
-    image = tf.shade(canvas.points(data, "x", "y", ds.count()), cmap=["#111111"], min_alpha=255)
-    return tf.dynspread(image, threshold=0.9, max_px=2)
+    if "outlier_score" in data:
+        image = shade_scores(canvas, data, min_alpha=SELECTED_MIN_ALPHA)
+    else:
+        image = shade_labels(canvas, data, min_alpha=SELECTED_MIN_ALPHA)
+    return tf.dynspread(image, threshold=0.6, max_px=3)
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,9 +112,9 @@ def warm_datashader() -> threading.Thread:
         rgb = np.full(64, 128, np.float32)
         canvas = ds.Canvas(plot_width=8, plot_height=8, x_range=(0, 1), y_range=(0, 1))
         frame = pd.DataFrame({"x": xy, "y": xy, "r": rgb, "g": rgb, "b": rgb, "outlier_score": xy})
-        tf.dynspread(shade_labels(canvas, frame), threshold=0.6, max_px=3)
+        fade(tf.dynspread(shade_labels(canvas, frame), threshold=0.6, max_px=3))
         shade_scores(canvas, frame)
-        shade_selection(canvas, frame)
+        shade_selection(canvas, frame[["x", "y", "r", "g", "b"]])
 
     thread = threading.Thread(target=run, name="bulk_panel-warm-datashader", daemon=True)
     thread.start()

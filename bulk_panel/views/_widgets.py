@@ -13,6 +13,8 @@ import panel as pn
 
 __all__ = ["button", "on_demand", "tabs_on_demand", "text_pane"]
 
+WRAP_CSS = "pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; }"
+
 
 def text_pane(text, **params) -> pn.pane.Str:
     """A ``Str`` pane that shows untrusted ``text`` (a file name, a label) as text, never as HTML.
@@ -26,6 +28,8 @@ def text_pane(text, **params) -> pn.pane.Str:
     def escaped(value) -> str:
         return html.escape("" if value is None else str(value), quote=False)
 
+    # long lines wrap inside the pane's width (Panel's <pre> would run past it, clipped)
+    params["stylesheets"] = [*params.get("stylesheets", []), WRAP_CSS]
     if isinstance(text, str):
         return pn.pane.Str(escaped(text), **params)
     return pn.pane.Str(pn.bind(escaped, text), **params)
@@ -37,29 +41,37 @@ def button(label: str, on_click: Callable, **kw) -> pn.widgets.Button:
     return button
 
 
-def on_demand(title: str, content) -> pn.Card:
-    """A collapsed section whose content is rendered the first time it is opened, so the first
-    page holds none of its models (a Card's hidden content would be sent and drawn anyway)."""
-    card = pn.Card(title=title, collapsed=True, sizing_mode="stretch_width", margin=(5, 0))
+def _made(content):
+    """``content``, or what it makes when it is a function of no arguments (a view built on first use)."""
+    return content() if callable(content) and not isinstance(content, pn.viewable.Viewable) else content
 
-    def fill(event) -> None:
-        if not event.new and not card.objects:
-            card.objects = [content]
+
+def on_demand(title: str, content, collapsed: bool = True) -> pn.Card:
+    """A section whose content (a view, or a function that makes one) is built and rendered the
+    first time it is opened, so the first page holds none of its models (a Card's hidden
+    content would be sent and drawn anyway)."""
+    card = pn.Card(title=title, collapsed=collapsed, sizing_mode="stretch_width", margin=(5, 0))
+
+    def fill(event=None) -> None:
+        if not card.collapsed and not card.objects:
+            card.objects = [_made(content)]
 
     card.param.watch(fill, "collapsed")
+    fill()
     return card
 
 
 def tabs_on_demand(*tabs: tuple[str, object], **params) -> pn.Tabs:
-    """Tabs whose content (after the first tab's) joins the page the first time its tab opens,
-    then stays. Panel's ``dynamic=True`` keeps a hidden tab's models outside the document, and
-    an update to one of those points the page's shared stylesheets at cdn.holoviz.org."""
-    holders = [tabs[0][1]] + [pn.Column(sizing_mode="stretch_width") for _ in tabs[1:]]
+    """Tabs whose content (a view, or a function that makes one; after the first tab's) is built
+    and joins the page the first time its tab opens, then stays. Panel's ``dynamic=True`` keeps
+    a hidden tab's models outside the document, and an update to one of those points the page's
+    shared stylesheets at cdn.holoviz.org."""
+    holders = [_made(tabs[0][1])] + [pn.Column(sizing_mode="stretch_width") for _ in tabs[1:]]
     layout = pn.Tabs(*[(title, holder) for (title, _), holder in zip(tabs, holders)], **params)
 
     def fill(event) -> None:
         if event.new > 0 and not holders[event.new].objects:
-            holders[event.new].objects = [tabs[event.new][1]]
+            holders[event.new].objects = [_made(tabs[event.new][1])]
 
     layout.param.watch(fill, "active")
     return layout

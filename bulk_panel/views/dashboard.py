@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -51,8 +52,19 @@ def page_template(**params) -> pn.template.FastListTemplate:
     return pn.template.FastListTemplate(**{"design": OfflineFast, "font": SYSTEM_FONTS, **params})
 
 
+#: the template's header and the main area's margins, in pixels: the map fills the rest of the window
+HEADER_PX = 96
+#: the page fits the window: the sidebar scrolls inside itself, never the whole page
+PAGE_CSS = """
+#sidebar { box-sizing: border-box; }
+"""
+
+
 class Dashboard(pn.viewable.Viewer):
-    """The whole page: map, selection table, label summary, preview, label tools, downloads.
+    """The whole page. The first screen: the map, and beside it the selected images' table (with
+    the label summary and the tools in tabs) and the focused image; in the sidebar, labelling
+    first, then exploring, downloads and the pipeline. What is not on the first screen is built
+    when it is first opened.
 
     >>> Dashboard(store=ResultsStore.from_path("results.parquet"))           # Jupyter
     >>> Dashboard(store=store).servable()                                   # FastListTemplate
@@ -63,6 +75,9 @@ class Dashboard(pn.viewable.Viewer):
     thumbnails_url = param.String(default=THUMBS_URL, allow_None=True,
                                   doc="Thumbnail route prefix; None inlines thumbnails (Jupyter).")
     rasterize_above = param.Integer(default=20_000, doc="Datashade the map above this many points.")
+    map_height = param.Integer(default=None, allow_None=True, bounds=(200, None),
+                               doc="Height of the map in pixels; None: as tall as the window allows.")
+    table_rows = param.Integer(default=8, bounds=(1, None), doc="Rows per page of the selection table.")
     title = param.String(default="bulk_panel", doc="Page title.")
     runner = param.ClassSelector(class_=PipelineRunner, allow_None=True,
                                  doc="Runs the pipeline from the page (folder, settings, Run); None hides it.")
@@ -79,26 +94,18 @@ class Dashboard(pn.viewable.Viewer):
         store = self.store
         self._register()
         store.param.watch(self._register, "results")  # new results (a pipeline run): allow their images
-        self.scatter = ScatterView(store=store, rasterize_above=self.rasterize_above)
-        self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
-        self.summary = LabelSummary(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+        self.scatter = ScatterView(store=store, rasterize_above=self.rasterize_above, height=self.map_height)
+        self.table = SelectionTable(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails,
+                                    page_size=self.table_rows)
         self.tools = LabelTools(store=store)
-        # the zip streams from the server's route when there is one (thumbnails_url says so)
-        self.downloads = Downloads(store=store, exports_url=EXPORTS_URL if self.thumbnails_url else None)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
         self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
-        thumbs = dict(store=store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
-        self.similar = SimilarGallery(**thumbs)
-        self.gallery = ClusterGallery(**thumbs, visible=False)  # made when its tab opens (sorts every row)
-        self.duplicates = DuplicatesView(**thumbs)
-        self.explore = ExploreTools(store=store, scatter=self.scatter, split="duplicates" in self.tool_tabs)
-        tabs = {"similar": ("More like this", self.similar), "gallery": ("Cluster gallery", self.gallery),
-                "duplicates": ("Duplicates", self.duplicates)}
-        self._tab_of = {name: number for number, name in enumerate(["table", *self.tool_tabs])}
-        self.tabs = tabs_on_demand(("Selection", self.table), *[tabs[name] for name in self.tool_tabs],
+        tabs = {"labels": ("Labels", lambda: self.summary), "similar": ("More like this", lambda: self.similar),
+                "gallery": ("Cluster gallery", lambda: self.gallery), "duplicates": ("Duplicates", lambda: self.duplicates)}
+        self._tab_of = {name: number for number, name in enumerate(["selection", "labels", *self.tool_tabs])}
+        self.tabs = tabs_on_demand(("Selection", self.table), *[tabs[name] for name in ["labels", *self.tool_tabs]],
                                    sizing_mode="stretch_width")
-        self.tabs.param.watch(
-            lambda event: setattr(self.gallery, "visible", event.new == self._tab_of.get("gallery")), "active")
+        self.tabs.param.watch(self._show_gallery, "active")
         self.more_button = pn.widgets.Button(label="More like this", variant="outline",
                                              disabled=store.param.focus.rx.is_(None),
                                              visible="similar" in self.tool_tabs)
@@ -107,11 +114,47 @@ class Dashboard(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.onload(self._warm)  # after the page is drawn, off the event loop
 
+    # the views off the first screen: made when their tab or section first opens
+    @functools.cached_property
+    def summary(self) -> LabelSummary:
+        return LabelSummary(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+
+    @functools.cached_property
+    def downloads(self) -> Downloads:
+        # the zip streams from the server's route when there is one (thumbnails_url says so)
+        return Downloads(store=self.store, exports_url=EXPORTS_URL if self.thumbnails_url else None)
+
+    @functools.cached_property
+    def similar(self) -> SimilarGallery:
+        return SimilarGallery(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+
+    @functools.cached_property
+    def gallery(self) -> ClusterGallery:
+        # visible only while its tab is open (it sorts every row on each change)
+        return ClusterGallery(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails,
+                              visible=self.tabs.active == self._tab_of.get("gallery"))
+
+    @functools.cached_property
+    def duplicates(self) -> DuplicatesView:
+        return DuplicatesView(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+
+    @functools.cached_property
+    def explore(self) -> ExploreTools:
+        return ExploreTools(store=self.store, scatter=self.scatter, split="duplicates" in self.tool_tabs)
+
+    def open_tab(self, name: str) -> None:
+        """Show the tab ``name``: selection, labels, similar, gallery or duplicates."""
+        self.tabs.active = self._tab_of[name]
+
+    def _show_gallery(self, event) -> None:
+        if "gallery" in self.__dict__:
+            self.gallery.visible = event.new == self._tab_of.get("gallery")
+
     async def _warm(self) -> None:
         await asyncio.to_thread(self.store.warm)
 
     async def _more_like_this(self, event=None) -> None:
-        self.tabs.active = self._tab_of["similar"]
+        self.open_tab("similar")
         await self.similar._find()
 
     @classmethod
@@ -136,27 +179,38 @@ class Dashboard(pn.viewable.Viewer):
         return f"Map · {n:,} images · {clusters} clusters"
 
     def sidebar(self) -> list:
-        pipeline = [pn.pane.Markdown("### Pipeline"), self.controls] if self.controls is not None else []
-        return [
-            *pipeline,
-            pn.pane.Markdown("### Labels"), self.tools,
-            on_demand("Explore", self.explore),
-            pn.pane.Markdown("### Download"), self.downloads,
+        """Labelling first; exploring, downloads and the pipeline in sections that open on demand
+        (the pipeline's open while there are no results yet)."""
+        sections = [
+            pn.pane.Markdown("### Labels", margin=(0, 10)), self.tools,
+            on_demand("Explore", lambda: self.explore),
+            on_demand("Download", lambda: self.downloads),
         ]
+        if self.controls is not None:
+            pipeline = on_demand("Pipeline", self.controls, collapsed=self.store.results is not None)
+            # closed once a run's results are in: the page is for exploring them now
+            self.store.param.watch(lambda event: pipeline.param.update(collapsed=event.old is None or pipeline.collapsed),
+                                   "results")
+            sections.append(pipeline)
+        return sections
 
     def main(self) -> list:
         card = dict(sizing_mode="stretch_width", margin=(5, 5), collapsible=False)
+        # the map's card and the column beside it are as tall as the window below the header (or
+        # fit a fixed map_height); the column scrolls inside itself, the page never does
+        height = f"{self.map_height + 200}px" if self.map_height else f"calc(100vh - {HEADER_PX}px)"
+        fill = {} if self.map_height else {"sizing_mode": "stretch_both"}
         return [
             pn.Row(
-                pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results), **card),
+                pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results),
+                        **{**card, **fill}, styles={"height": height}),
                 pn.Column(
+                    self.tabs,
                     pn.Card(self.preview, self.more_button, title="Image", **card),
-                    pn.Card(self.summary, title="Labels", **card),
-                    width=420,
+                    width=460, margin=0, styles={"height": height, "overflow-y": "auto"},
                 ),
                 sizing_mode="stretch_width",
             ),
-            pn.Card(self.tabs, title="Selection and tools", **card),
         ]
 
     def template(self) -> pn.template.FastListTemplate:
@@ -164,8 +218,8 @@ class Dashboard(pn.viewable.Viewer):
         # one root per area: every root added to a Bokeh document walks all models again
         return page_template(
             title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
-            main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=330,
-            accent="#3f6fb5", main_layout=None,
+            main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=300,
+            accent="#3f6fb5", main_layout=None, raw_css=[PAGE_CSS],
         )
 
     def servable(self, title: Optional[str] = None, location: bool = True, area: str = "main", target=None):

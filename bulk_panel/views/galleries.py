@@ -131,14 +131,18 @@ class DuplicatesView(pn.viewable.Viewer):
     thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
 
     COLUMNS = ["thumb", "group", "name", "label", "kind", "similarity", "keep", "row"]
+    # the table's column types before the first search: Panel fixes each column's cell format from
+    # the first value's types and keeps it while the column names stay the same
+    DTYPES = {"thumb": str, "group": "int64", "name": str, "label": str, "kind": str, "similarity": "float64",
+              "keep": bool, "row": "int64"}
 
     def __init__(self, **params):
         super().__init__(**params)
         self.table = pn.widgets.Tabulator(
-            value=pd.DataFrame({c: [] for c in self.COLUMNS}), pagination="local", page_size=12, show_index=False,
-            selectable=False, sizing_mode="stretch_width", layout="fit_data_stretch",
-            formatters={"thumb": thumb_formatter(self.thumbnails_url, "40px"), "name": "plaintext",
-                        "label": "plaintext", "keep": {"type": "tickCross"},
+            value=pd.DataFrame(columns=self.COLUMNS).astype(self.DTYPES), pagination="local", page_size=12,
+            show_index=False, selectable=False, sizing_mode="stretch_width", layout="fit_data_stretch",
+            formatters={"thumb": thumb_formatter(self.thumbnails_url, "40px"), "group": "plaintext",
+                        "name": "plaintext", "label": "plaintext", "kind": "plaintext", "keep": {"type": "tickCross"},
                         "similarity": {"type": "money", "precision": 3, "symbol": ""}},
             editors={c: None for c in self.COLUMNS if c != "keep"} | {"keep": "tickCross"},
             titles={"thumb": "", "name": "file"}, hidden_columns=["row"], groupby=["group"],

@@ -42,11 +42,15 @@ class LabelTools(pn.viewable.Viewer):
             except (ValueError, OSError) as exc:
                 store.message = f"Not saved: {exc}"
 
-        # options read "label (count)" (the store's names); the value is the labels themselves
+        # options read "label (count)" (the store's names, counted in the selection); the value is
+        # the labels themselves
         self.chooser = pn.widgets.MultiChoice.from_param(
             store.param.selected_labels, label="Labels in the selection", placeholder="choose labels",
+            description="Each count: the label's images in the map selection, before choosing labels "
+                        "narrows it (all its images when nothing is selected or 'Only change selected' is off).",
             sizing_mode="stretch_width",
         )
+        store.param.watch(self._resend_chosen, "selected_labels", what="objects")
         self.save_button = pn.widgets.Button(
             label="Save labels", color="primary",
             disabled=pn.bind(lambda dirty, results: not dirty or results is None or results.path is None,
@@ -69,8 +73,8 @@ class LabelTools(pn.viewable.Viewer):
                                             sizing_mode="stretch_width"),
             pn.Row(self.relabel_button, self.merge_button),
             pn.Row(
-                pn.widgets.Select.from_param(self.param.rename_from, label="Rename", width=130),
-                pn.widgets.TextInput.from_param(self.param.rename_to, label="to", width=130),
+                pn.widgets.Select.from_param(self.param.rename_from, label="Rename", sizing_mode="stretch_width"),
+                pn.widgets.TextInput.from_param(self.param.rename_to, label="to", sizing_mode="stretch_width"),
             ),
             button("Rename", act(lambda: store.rename_label(self.rename_from, self.rename_to)), variant="outline"),
             pn.layout.Divider(),
@@ -83,6 +87,15 @@ class LabelTools(pn.viewable.Viewer):
             text_pane(store.param.message, styles={"white-space": "pre-wrap", "font-size": "12px"}),
             sizing_mode="stretch_width",
         )
+
+    def _resend_chosen(self, event) -> None:
+        # Panel sends a MultiChoice's value to the browser (as option texts) only when the value
+        # changes: after new texts (new counts), send the unchanged value again, or the browser holds
+        # chosen texts that match no option any more and shows no chips. A value still on its way
+        # to the widget (set with the texts in one batch) goes out with the new texts by itself,
+        # and sending the widget's older value now would set it back in the store.
+        if list(self.chooser.value) == list(self.store.selected_labels):
+            self.chooser.param.trigger("value")
 
     def _sync_rename_options(self) -> None:
         labels = self.store.sorted_labels(self.store.frame)

@@ -14,7 +14,8 @@ import panel as pn
 import param
 
 from ..state import NOISE_COLOR, ResultsStore
-from ._shading import OUTLIER_CMAP, rgb255, rgb_element, shade_labels, shade_scores, shade_selection, span, warm_datashader
+from ._shading import (FADE, OUTLIER_CMAP, fade, rgb255, rgb_element, shade_labels, shade_scores, shade_selection,
+                       span, warm_datashader)
 
 __all__ = ["ScatterView", "warm_datashader"]
 
@@ -23,15 +24,18 @@ class ScatterView(pn.viewable.Viewer):
     """The map: points coloured by label; datashaded above ``rasterize_above`` points.
 
     Box and lasso selections go to the store in data space (so they work on the datashaded map
-    too); the store's selected rows are drawn on top, the focused row is ringed.
+    too). While the store has selected rows, the map fades (alpha times ``FADE``) and those rows
+    are drawn over it in their own colours, as Bokeh draws a selection; the focused row is ringed.
     """
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
     rasterize_above = param.Integer(default=20_000, bounds=(0, None), doc="Datashade above this many points.")
     point_size = param.Number(default=5, bounds=(1, 20), doc="Marker size of plain points.")
-    height = param.Integer(default=640, doc="Plot height in pixels (the width stretches).")
+    height = param.Integer(default=640, allow_None=True, bounds=(100, None),
+                           doc="Plot height in pixels (the width stretches); None: the height its container gives.")
     frame_version = param.Integer(default=0, doc="Bumped when the points or colours change (cheap to hash).")
     selection_version = param.Integer(default=0, doc="Bumped when the selected rows change.")
+    faded = param.Boolean(default=False, doc="Whether the map fades under selected rows (the store has some).")
     hover_radius = param.Number(
         default=0.02, bounds=(0, 1), doc="Hover picks the nearest point within this share of the visible diagonal."
     )
@@ -45,16 +49,17 @@ class ScatterView(pn.viewable.Viewer):
         self.param.watch(self._rebuild, "color_by")
         # HoloViews hashes the arguments of a DynamicMap callback; counters keep that cheap
         self.store.param.watch(lambda *e: self.param.update(frame_version=self.frame_version + 1), ["frame", "colors"])
-        self.store.param.watch(
-            lambda *e: self.param.update(selection_version=self.selection_version + 1),
-            ["frame", "selection", "selected_labels", "only_selected"],
-        )
+        self.store.param.watch(self._on_selection, ["frame", "selection", "selected_labels", "only_selected"])
         self.store.param.watch(self._on_results, "results")
         self._plot = None
         self._pane = None
+        self._points_memo = None  # ((frame version, colour by), points at full alpha, colouring, frame)
         self._raster_memo = None  # ((frame version, colour by), frame the datashaded map aggregates)
         self._extent_memo = None  # (frame version, (x range, y range))
-        self._image_memo = None  # (view key, the last datashaded map)
+        self._shaded_memo = None  # (view key, the last datashaded map, unfaded: a datashader image)
+        self._image_memo = None  # (view key + faded, the last datashaded map as an hv.RGB)
+        self._selected_memo = None  # (view key + selection version, the last datashaded selection)
+        self.faded = bool(len(self.store.selected_rows()))
         self._make_streams()
 
     def _make_streams(self) -> None:
@@ -81,6 +86,11 @@ class ScatterView(pn.viewable.Viewer):
             if self._pane is not None:
                 self._pane.object = self.plot()
 
+    def _on_selection(self, *events) -> None:
+        # one update: the selection layer redraws each time, the map only when it fades or clears
+        self.param.update(selection_version=self.selection_version + 1,
+                          faded=bool(len(self.store.selected_rows())))
+
     def _on_pointer(self, x=None, y=None) -> None:
         """The nearest point to the cursor (server-side, so it works on the datashaded map too)."""
         if x is None or y is None or not self.store.n_rows:
@@ -104,22 +114,43 @@ class ScatterView(pn.viewable.Viewer):
             geometry = np.asarray(geometry)
             self.store.select_polygon(geometry[:, 0], geometry[:, 1])
 
-    def _points(self, version: int = 0) -> hv.Points:
-        """The plain (not datashaded) map's points: x, y, label, colour, file name."""
-        frame, colors = self.store.frame, self.store.colors
-        codes, names = self.store.label_codes()  # factorised once per frame
-        position = {label: i for i, label in enumerate(colors)}
-        lookup = np.array([position.get(name, -1) for name in names], dtype=np.int64)
-        data = pd.DataFrame({
-            "x": frame["x"].to_numpy(),
-            "y": frame["y"].to_numpy(),
-            "label": pd.Categorical.from_codes(lookup[codes] if len(codes) else codes, categories=list(colors)),
-        })
-        if self.color_by == "outlier score":
-            data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
-        data["name"] = self.store.file_names()
-        data["color"] = frame["label"].map(colors).to_numpy()
-        return hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
+    def _points(self, version: int = 0, faded: bool = False) -> hv.Points:
+        """The plain (not datashaded) map's points: x, y, label, its colour's position in the
+        palette (``code``; or the outlier score), file name; at alpha ``FADE`` when ``faded``. The
+        points are made once per frame version; fading returns them with another alpha only (the
+        same plot id: the browser gets the new alpha, not the points again)."""
+        key = (version, self.color_by)
+        frame = self.store.frame
+        # keyed by the frame too: a new plot (new results) may be drawn before the version is bumped
+        if self._points_memo is None or self._points_memo[0] != key or self._points_memo[3] is not frame:
+            colors = self.store.colors
+            codes, names = self.store.label_codes()  # factorised once per frame
+            position = {label: i for i, label in enumerate(colors)}
+            lookup = np.array([position.get(name, -1) for name in names], dtype=np.int64)
+            per_row = lookup[codes] if len(codes) else codes
+            data = pd.DataFrame({
+                "x": frame["x"].to_numpy(),
+                "y": frame["y"].to_numpy(),
+                "label": pd.Categorical.from_codes(per_row, categories=list(colors)),
+            })
+            if self.color_by == "outlier score":
+                data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
+                colouring = dict(color="outlier_score", cmap=OUTLIER_CMAP, clim=(0, 1))
+            else:
+                # a number per point and a palette, not a colour string per point: Bokeh checks
+                # each string whenever the points are drawn again (a fade), numbers it does not;
+                # floats: HoloViews takes one integer shared by all points for a colour (RGBA)
+                palette = [*colors.values(), NOISE_COLOR]  # the last: a label without a colour
+                data["code"] = np.where(per_row >= 0, per_row, len(colors)).astype(np.float32)
+                colouring = dict(color="code", cmap=palette, clim=(-0.5, len(palette) - 0.5))
+            data["name"] = self.store.file_names()
+            points = hv.Points(data, kdims=["x", "y"], vdims=[c for c in data.columns if c not in ("x", "y")])
+            self._points_memo = (key, points.opts(**colouring, backend="bokeh"), colouring, frame)
+        alpha = FADE if faded else 1.0
+        # Bokeh's own selection glyphs get the same alpha: a box drawn in the browser selects
+        # there too, and must not brighten what the store's rows (the overlay) say is selected
+        return self._points_memo[1].opts(alpha=alpha, selection_alpha=alpha, nonselection_alpha=alpha,
+                                         clone=True, backend="bokeh")
 
     def _raster_data(self, version: int = 0) -> pd.DataFrame:
         """What the datashaded map aggregates, made once per frame/colours version: x, y and each
@@ -156,33 +187,47 @@ class ScatterView(pn.viewable.Viewer):
         x_range, y_range = span(x_range or full_x), span(y_range or full_y)
         ratio = min(max(float(scale or 1.0), 0.5), 2.0)  # a HiDPI screen: more pixels, capped at 2x
         width = max(int((width or 800) * ratio), 1)
-        height = max(int((height or self.height) * ratio), 1)
+        height = max(int((height or self.height or 600) * ratio), 1)
         return ds.Canvas(plot_width=width, plot_height=height, x_range=x_range, y_range=y_range)
 
-    def _map_image(self, version: int = 0, x_range=None, y_range=None, width=None, height=None,
-                   scale=None) -> hv.RGB:
+    def _map_image(self, version: int = 0, faded: bool = False, x_range=None, y_range=None, width=None,
+                   height=None, scale=None) -> hv.RGB:
         """The datashaded map for the visible range and plot size: label colours mixed per pixel
-        (or mean outlier score), alpha by count (eq_hist), spread where points are sparse."""
+        (or mean outlier score), alpha by count (eq_hist), spread where points are sparse; its
+        alpha times ``FADE`` when ``faded`` (the aggregation is kept: fading costs no new pass)."""
         import datashader.transfer_functions as tf
 
         canvas = self._canvas(x_range, y_range, width, height, scale)
-        key = (version, self.color_by, canvas.x_range, canvas.y_range, canvas.plot_width, canvas.plot_height)
+        view = (version, self.color_by, canvas.x_range, canvas.y_range, canvas.plot_width, canvas.plot_height)
+        key = (*view, faded)
         if self._image_memo is not None and self._image_memo[0] == key:
             return self._image_memo[1]  # the same view again (a first render asks twice)
-        data = self._raster_data(version)
-        image = shade_scores(canvas, data) if self.color_by == "outlier score" else shade_labels(canvas, data)
-        self._image_memo = (key, rgb_element(tf.dynspread(image, threshold=0.6, max_px=3), canvas))
+        if self._shaded_memo is None or self._shaded_memo[0] != view:
+            data = self._raster_data(version)
+            image = shade_scores(canvas, data) if self.color_by == "outlier score" else shade_labels(canvas, data)
+            self._shaded_memo = (view, tf.dynspread(image, threshold=0.6, max_px=3))
+        image = self._shaded_memo[1]
+        self._image_memo = (key, rgb_element(fade(image) if faded else image, canvas))
         return self._image_memo[1]
 
     def _highlight_image(self, version: int = 0, x_range=None, y_range=None, width=None, height=None,
                          scale=None) -> hv.RGB:
-        """The selected rows, datashaded dark over the map (nothing to draw: an empty image)."""
+        """The selected rows, datashaded in their own colours (label colours mixed per pixel, or
+        outlier score) over the faded map; nothing selected: an empty image."""
         canvas = self._canvas(x_range, y_range, width, height, scale)
-        frame, rows = self.store.frame, self.store.selected_rows()
+        key = (version, self.frame_version, self.color_by, canvas.x_range, canvas.y_range, canvas.plot_width,
+               canvas.plot_height)
+        if self._selected_memo is not None and self._selected_memo[0] == key:
+            return self._selected_memo[1]
+        rows = self.store.selected_rows()
         if not len(rows):
-            return rgb_element(None, canvas)
-        data = pd.DataFrame({"x": frame["x"].to_numpy()[rows], "y": frame["y"].to_numpy()[rows]}, copy=False)
-        return rgb_element(shade_selection(canvas, data), canvas)
+            image = None
+        else:
+            data = self._raster_data(self.frame_version)
+            image = shade_selection(canvas, pd.DataFrame({c: data[c].to_numpy()[rows] for c in data.columns},
+                                                         copy=False))
+        self._selected_memo = (key, rgb_element(image, canvas))
+        return self._selected_memo[1]
 
     def _similar(self, rows: np.ndarray) -> hv.Points:
         frame = self.store.frame
@@ -192,8 +237,12 @@ class ScatterView(pn.viewable.Viewer):
         return hv.Points(xy, kdims=["x", "y"])
 
     def _highlight(self, version: int = 0) -> hv.Points:
-        frame, rows = self.store.frame, self.store.selected_rows()
-        return hv.Points((frame["x"].to_numpy()[rows], frame["y"].to_numpy()[rows]), kdims=["x", "y"])
+        """The store's selected rows, drawn over the faded plain map in their own colours."""
+        self._points(self.frame_version)  # made once per frame version
+        _, points, colouring, _ = self._points_memo
+        data = points.data[["x", "y", colouring["color"]]]
+        return hv.Points(data.iloc[self.store.selected_rows()], kdims=["x", "y"], vdims=[colouring["color"]]).opts(
+            **colouring, backend="bokeh")
 
     def _focus(self, focus: Optional[int]) -> hv.Points:
         frame = self.store.frame
@@ -216,32 +265,30 @@ class ScatterView(pn.viewable.Viewer):
             # one datashader pass per zoom, straight to an RGB image: no per-label cube, no
             # chain of HoloViews operations (see _map_image); a few images and markers need no
             # WebGL context (costly to make, above all without a GPU): a 2D canvas draws them
-            shown = hv.DynamicMap(pn.bind(self._map_image, version=self.param.frame_version),
+            shown = hv.DynamicMap(pn.bind(self._map_image, version=self.param.frame_version,
+                                          faded=self.param.faded),
                                   streams=[self.ranges, hv.streams.PlotSize()]).opts(
                 tools=tools, backend_opts={"plot.output_backend": "canvas"}, backend="bokeh")
             marked = hv.DynamicMap(pn.bind(self._highlight_image, version=self.param.selection_version),
                                    streams=[hv.streams.RangeXY(), hv.streams.PlotSize()])
         else:
-            base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version))
+            base = hv.DynamicMap(pn.bind(self._points, version=self.param.frame_version, faded=self.param.faded))
             highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
-            shown = base.opts(
-                color="outlier_score" if by_outlier else "color", cmap=OUTLIER_CMAP, clim=(0, 1),
-                colorbar=by_outlier, size=self.point_size, line_color="white", line_width=0.3,
-                tools=tools + ["hover"], hover_tooltips=[("file", "@name"), ("label", "@label")],
-                nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
-            )
-            marked = highlight.opts(
-                color=None, line_color="#111111", line_width=1.2, size=self.point_size + 3,
-                fill_alpha=0, nonselection_alpha=1.0, selection_alpha=1.0, backend="bokeh",
-            )
+            # colours come with the points (_points: the store's colours change with the frame)
+            marker = dict(size=self.point_size, line_color="white", line_width=0.3, backend="bokeh")
+            shown = base.opts(colorbar=by_outlier, tools=tools + ["hover"],
+                              hover_tooltips=[("file", "@name"), ("label", "@label")], **marker)
+            # the selected rows as the map draws them, at full alpha whatever Bokeh's own box selects
+            marked = highlight.opts(alpha=1.0, nonselection_alpha=1.0, selection_alpha=1.0, **marker)
         ring = focus.opts(color=None, fill_alpha=0, line_color="#e41a1c", line_width=3, size=22, backend="bokeh")
         alike = similar.opts(marker="diamond", color="#ff9900", line_color="#000000", line_width=1, size=12,
                              backend="bokeh")
         for stream in (self.bounds, self.lasso, self.pointer, self.ranges):
             stream.source = shown
         self._built_rasterized = self.rasterized
+        size = {"height": self.height} if self.height is not None else {"min_height": 300}  # None: fill the container
         self._plot = (shown * marked * alike * ring).opts(
-            responsive=True, height=self.height, xaxis=None, yaxis=None, show_grid=False,
+            responsive=True, **size, xaxis=None, yaxis=None, show_grid=False,
             active_tools=["box_select", "wheel_zoom"], toolbar="above", show_legend=False,
             default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"], backend="bokeh",
         )
@@ -249,5 +296,7 @@ class ScatterView(pn.viewable.Viewer):
 
     def __panel__(self):
         if self._pane is None:
-            self._pane = pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height)
+            self._pane = (pn.pane.HoloViews(self.plot(), sizing_mode="stretch_both", min_height=300)
+                          if self.height is None else
+                          pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height))
         return self._pane
