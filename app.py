@@ -20,7 +20,7 @@ pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 
 args = app_args(sys.argv[1:])
 target = resolve_target(args.target, args.output)
-prepare_server(target)  # results read once per process; datashader warmed only for a large map
+prepare_server(target, first_page=False)  # results read once per process; datashader warmed only for a large map
 try:
     roots = allowed_roots(args.allow_root)
 except ValueError as exc:

@@ -231,3 +231,34 @@ def test_a_results_file_broken_while_served_gives_a_message_and_serving_goes_on(
         again = browser.new_page()
         again.goto(base + "app")
         again.get_by_text("Map · 4 images").wait_for(timeout=60_000)
+
+
+def test_prepare_server_builds_a_first_page_and_leaves_datashader_out_of_a_small_map(tmp_path):
+    """At start, a server reads its results and builds one page unseen; a map below
+    rasterize_above imports neither datashader nor SciPy (a smaller server), a larger one warms
+    datashader."""
+    import json
+
+    from helpers import synthetic_results
+
+    for n in (300, 25_000):
+        synthetic_results(n).save(tmp_path / f"r{n}.parquet")
+    script = (
+        "import json, sys\n"
+        "from bulk_panel.server.session import prepare_server\n"
+        "from bulk_panel.server.target import resolve_target\n"
+        "from bulk_panel.views import shared_results\n"
+        "target = resolve_target(sys.argv[1])\n"
+        "prepare_server(target)\n"
+        "print(json.dumps({'cached': shared_results(target.path) is shared_results(target.path),\n"
+        "                  'datashader': 'datashader' in sys.modules, 'scipy': 'scipy' in sys.modules,\n"
+        "                  'plotting': 'holoviews.plotting.bokeh' in sys.modules}))\n"
+    )
+    seen = {}
+    for n in (300, 25_000):
+        out = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"r{n}.parquet")], capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen[300] == {"cached": True, "datashader": False, "scipy": False, "plotting": True}
+    assert seen[25_000]["datashader"] and seen[25_000]["plotting"]

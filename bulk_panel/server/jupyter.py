@@ -23,15 +23,17 @@ def explore(
     source: Union[str, Path, Results],
     *,
     output: Optional[Union[str, Path]] = None,
-    rasterize_above: int = 20_000,
+    rasterize_above: Optional[int] = None,  # None: the dashboard's default
     inline_thumbnails: bool = True,
+    map_height: int = 560,
 ):
     """The :class:`~bulk_panel.views.Dashboard` of ``source``: a results file, a Results
     object, or an image folder (the pipeline runs first; ``output`` keeps its results file).
 
     In a notebook there is no thumbnail route, so the table inlines the thumbnails of the first
     rows of the selection (``inline_thumbnails=False`` keeps a served URL route instead). The
-    notebook's user is the operator: the pipeline controls accept any folder.
+    notebook's user is the operator: the pipeline controls accept any folder. The map is
+    ``map_height`` pixels tall (a cell has no window height to fill).
 
     >>> dashboard = explore("results.parquet"); dashboard.store.selection
     """
@@ -45,6 +47,7 @@ def explore(
         source,
         output=output,
         allowed_roots=None,
-        rasterize_above=rasterize_above,
+        **({} if rasterize_above is None else {"rasterize_above": rasterize_above}),
+        map_height=map_height,
         thumbnails_url=None if inline_thumbnails else THUMBS_URL,
     )

@@ -22,8 +22,8 @@ from ..compute.results import Results, ResultsError, is_results_folder
 from ..compute.stages import build_stages
 from ..state import PipelineRunner, ResultsStore, one_line
 from ..views import Dashboard, page_template, shared_results, warm_datashader
-from .target import Target
 from ..views._widgets import text_pane
+from .target import Target
 
 __all__ = ["error_page", "make_dashboard", "prepare_server", "session_page"]
 
@@ -106,12 +106,15 @@ def session_page(target: str | Path | Results, **params) -> pn.viewable.Viewable
         return error_page(str(exc))
 
 
-def prepare_server(target: Target) -> None:
-    """What a server does once, before its first page: read a results target into the shared
-    cache (the first page then does not wait for it), and compile datashader's kernels in a
-    background thread only when the map will be datashaded (more rows than the dashboard's
-    ``rasterize_above``). A smaller map never imports datashader, and the server stays about
-    half the size. A results file that cannot be read is left to the page, which says why.
+def prepare_server(target: Target, first_page: bool = True) -> None:
+    """What a server does once, before it listens: read a results target into the shared cache
+    (the first page then does not wait for it) and, with ``first_page``, build one page on it,
+    unseen, so that the imports and one-off work of a first page (HoloViews' and Panel's
+    plotting, the template) are done before a browser asks (about a second, at start rather
+    than in the first page). datashader's kernels are compiled in a background thread only when
+    the map will be datashaded (more rows than the dashboard's ``rasterize_above``): a smaller
+    map never imports datashader, and the server stays about half the size. A results file
+    that cannot be read is left to the page, which says why.
 
     >>> prepare_server(resolve_target("results.parquet"))
     """
@@ -123,4 +126,10 @@ def prepare_server(target: Target) -> None:
         return
     if len(results.frame) > Dashboard.param.rasterize_above.default:
         warm_datashader()
+    if first_page:
+        from bokeh.document import Document
+        from panel.io.state import set_curdoc
 
+        doc = Document()
+        with set_curdoc(doc):  # the page's shared models (style sheets) belong to this document only
+            Dashboard(store=ResultsStore(results=results)).template().server_doc(doc)

@@ -43,7 +43,7 @@ from .notice import ShareError, add_offline_notice
 
 __all__ = ["MAX_POINTS", "add_parser", "build_site", "prepare_sources", "write_bundle", "write_wheel"]
 
-MAX_POINTS = 20_000  # the dashboard datashades above this; the page draws plain points only
+MAX_POINTS = 20_000  # the page draws plain points only (no datashader in a browser): a cap keeps it quick
 SHARE_THUMB_SIZE = 96
 APP_NAME = "index"  # the page is index.html
 APP_SCRIPT = '''"""The shared bulk_panel page (written by `bulk-panel share`)."""

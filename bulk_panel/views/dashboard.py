@@ -22,7 +22,7 @@ from ._widgets import on_demand, tabs_on_demand
 from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
-from .map import ScatterView
+from .map import RASTERIZE_ABOVE, ScatterView
 from .pipeline import PipelineControls
 from .preview import HoverPreview, ImagePreview
 from .shared import shared_results, shared_thumbnails
@@ -74,7 +74,7 @@ class Dashboard(pn.viewable.Viewer):
     thumbnails = param.ClassSelector(class_=ThumbnailCache, doc="The (shared) thumbnail cache.")
     thumbnails_url = param.String(default=THUMBS_URL, allow_None=True,
                                   doc="Thumbnail route prefix; None inlines thumbnails (Jupyter).")
-    rasterize_above = param.Integer(default=20_000, doc="Datashade the map above this many points.")
+    rasterize_above = param.Integer(default=RASTERIZE_ABOVE, doc="Datashade the map above this many points.")
     map_height = param.Integer(default=None, allow_None=True, bounds=(200, None),
                                doc="Height of the map in pixels; None: as tall as the window allows.")
     table_rows = param.Integer(default=8, bounds=(1, None), doc="Rows per page of the selection table.")
@@ -199,7 +199,7 @@ class Dashboard(pn.viewable.Viewer):
         # the map's card and the column beside it are as tall as the window below the header (or
         # fit a fixed map_height); the column scrolls inside itself, the page never does
         height = f"{self.map_height + 200}px" if self.map_height else f"calc(100vh - {HEADER_PX}px)"
-        fill = {} if self.map_height else {"sizing_mode": "stretch_both"}
+        fill = {} if self.map_height else {"sizing_mode": "stretch_both"}  # the map: the card's height
         return [
             pn.Row(
                 pn.Card(self.scatter, self.hover, title=pn.bind(self._header, self.store.param.results),
@@ -209,16 +209,21 @@ class Dashboard(pn.viewable.Viewer):
                     pn.Card(self.preview, self.more_button, title="Image", **card),
                     width=460, margin=0, styles={"height": height, "overflow-y": "auto"},
                 ),
-                sizing_mode="stretch_width",
+                sizing_mode=self._sizing,
             ),
         ]
+
+    @property
+    def _sizing(self) -> str:
+        """How the main area's layouts size: to the window's height when the map fills it."""
+        return "stretch_width" if self.map_height else "stretch_both"
 
     def template(self) -> pn.template.FastListTemplate:
         """The served page."""
         # one root per area: every root added to a Bokeh document walks all models again
         return page_template(
             title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
-            main=[pn.Column(*self.main(), sizing_mode="stretch_width")], sidebar_width=300,
+            main=[pn.Column(*self.main(), sizing_mode=self._sizing)], sidebar_width=300,
             accent="#3f6fb5", main_layout=None, raw_css=[PAGE_CSS],
         )
 
@@ -228,6 +233,6 @@ class Dashboard(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Row(
             pn.Column(*self.sidebar(), width=320),
-            pn.Column(*self.main(), sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+            pn.Column(*self.main(), sizing_mode=self._sizing),
+            sizing_mode=self._sizing,
         )

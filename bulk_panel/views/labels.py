@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from ..state import ResultsStore
-from ._widgets import button, text_pane
+from ._widgets import button, on_demand, text_pane
 
 __all__ = ["LabelTools"]
 
@@ -72,11 +72,15 @@ class LabelTools(pn.viewable.Viewer):
             pn.widgets.TextInput.from_param(self.param.new_label, label="Label", placeholder="new or existing label",
                                             sizing_mode="stretch_width"),
             pn.Row(self.relabel_button, self.merge_button),
-            pn.Row(
-                pn.widgets.Select.from_param(self.param.rename_from, label="Rename", sizing_mode="stretch_width"),
-                pn.widgets.TextInput.from_param(self.param.rename_to, label="to", sizing_mode="stretch_width"),
-            ),
-            button("Rename", act(lambda: store.rename_label(self.rename_from, self.rename_to)), variant="outline"),
+            # renaming, the less frequent edit: made when its section is first opened
+            on_demand("Rename a label", lambda: pn.Column(
+                pn.Row(
+                    pn.widgets.Select.from_param(self.param.rename_from, label="Rename", sizing_mode="stretch_width"),
+                    pn.widgets.TextInput.from_param(self.param.rename_to, label="to", sizing_mode="stretch_width"),
+                ),
+                button("Rename", act(lambda: store.rename_label(self.rename_from, self.rename_to)), variant="outline"),
+                sizing_mode="stretch_width",
+            )),
             pn.layout.Divider(),
             pn.Row(
                 button("Undo", store.undo, disabled=store.param.can_undo.rx.not_(), variant="outline"),
