@@ -60,7 +60,7 @@ def open_dashboard(page, url: str) -> None:
 def visit_tools(page) -> None:
     """Open every tool tab and the Explore section, then come back to the selection: a tab's
     content joins the page, and leaves the screen, while the page is live."""
-    shows = {"More like this": "Select these", "Cluster gallery": "Each label's most representative images",
+    shows = {"Similar": "Select these", "Gallery": "Each label's most representative images",
              "Duplicates": "Find duplicates", "Selection": "images selected"}
     for tab, text in shows.items():
         page.locator(".bk-tab", has_text=tab).click()

@@ -127,7 +127,7 @@ def test_static_app_works_without_heavy_packages(shared_results):
     assert all(t == "data:image/jpeg;base64," for t in out["thumbs"])  # inlined from the bundle
     assert out["hover_jpeg"] is True
     # the tools the page can run without scipy, hdbscan or embeddings: the cluster gallery, outliers
-    assert out["tabs"] == ["Selection", "Labels", "Cluster gallery"] and out["gallery_images"] == 6
+    assert out["tabs"] == ["Selection", "Labels", "Gallery"] and out["gallery_images"] == 6
     assert out["split"] is False and out["more"] is False and out["outliers"] >= 3
     assert out["labels"] == ["felines"] * 4 + [HOSTILE_LABEL] * 2
     assert out["csv_paths"] == results.frame.path.iloc[:4].tolist() and out["csv_labels"] == ["felines"] * 4

@@ -212,7 +212,7 @@ def test_more_like_this_and_cluster_gallery_in_the_browser(served):
     assert wait_until(lambda: all(width > 0 for width in widths()), timeout=20), widths()  # through the route
     page.get_by_role("button", name="Select these").click()
     assert wait_until(lambda: len(store.selection) == 6)
-    page.locator(".bk-tab", has_text="Cluster gallery").click()
+    page.locator(".bk-tab", has_text="Gallery").click()
     # the cluster gallery's captions are file names (the other tab's, which may stay in the page, are scores)
     named = page.locator("figure").filter(has_text=re.compile(r"\.png$"))
     named.filter(has_text="d.png").wait_for(timeout=20_000)  # a member of 'cats'

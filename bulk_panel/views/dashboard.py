@@ -100,8 +100,8 @@ class Dashboard(pn.viewable.Viewer):
         self.tools = LabelTools(store=store)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
         self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
-        tabs = {"labels": ("Labels", lambda: self.summary), "similar": ("More like this", lambda: self.similar),
-                "gallery": ("Cluster gallery", lambda: self.gallery), "duplicates": ("Duplicates", lambda: self.duplicates)}
+        tabs = {"labels": ("Labels", lambda: self.summary), "similar": ("Similar", lambda: self.similar),
+                "gallery": ("Gallery", lambda: self.gallery), "duplicates": ("Duplicates", lambda: self.duplicates)}
         self._tab_of = {name: number for number, name in enumerate(["selection", "labels", *self.tool_tabs])}
         self.tabs = tabs_on_demand(("Selection", self.table), *[tabs[name] for name in ["labels", *self.tool_tabs]],
                                    sizing_mode="stretch_width")
