@@ -94,7 +94,7 @@ class Clusterer(param.Parameterized):
             cluster_selection_epsilon=float(self.epsilon),
             # a 2-D map's core distances take 0.8 s at 60k points in one thread; starting joblib's
             # workers costs a new process more than that (1.9 s). More dimensions, or more than
-            # 100k points (not measured), keep the parallel query as before
+            # 100k points (not measured), keep joblib's parallel query
             core_dist_n_jobs=1 if dims <= 2 and n <= 100_000 else -1,
         )
 
