@@ -15,6 +15,10 @@ For each size, synthetic results (``benchmarks.bench_ui.synthetic_results``) are
   (ours: the count line and the first row; the seed: its first row changed), median of 3 boxes;
   for ours also the gap between the count and the table updating;
 - **server memory**: the server process's resident memory after the pages (VmRSS).
+
+With ``--bare``, the same page loads also time ``benchmarks.bare_page``, the least a Panel page
+with this first screen can be (a scatter and an 8-row table; bare, and in Panel's Fast
+template): the floor under the dashboard's ready time on this machine.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -35,7 +40,7 @@ from typing import Optional
 from .bench_ui import ARGS, synthetic_results
 
 VIEWPORT = {"width": 1400, "height": 1000}
-BOXES = ((0.3, 0.6), (0.2, 0.8), (0.4, 0.55))
+BOXES = ((0.3, 0.6), (0.2, 0.8), (0.35, 0.65))
 
 
 def _free_port() -> int:
@@ -141,9 +146,10 @@ def measure_ours(browser, results_path: Path, n: int) -> dict:
         for k, (a, b) in enumerate(BOXES):
             if k:
                 page.get_by_role("button", name="Clear selection").click()
-                page.get_by_text(f"0 of {n:,} images selected").wait_for(timeout=60_000)
+                counter.filter(has_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
             start = _drag(page, "canvas", a, b)
-            counter.filter(has_not_text=f"0 of {n:,}").first.wait_for(timeout=60_000)
+            # a count other than 0 ("1,660 of 10,000" contains "0 of 10,000")
+            counter.filter(has_not_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
             t_count = time.perf_counter() - start
             page.locator(".tabulator:has(.tabulator-col[tabulator-field='outlier_score']) .tabulator-row").first.wait_for(
                 timeout=60_000)
@@ -209,12 +215,25 @@ def measure_seed(browser, app: Path, python: str, n: int, work: Path) -> dict:
         return _finish(page, proc, out)
 
 
+def measure_bare(browser, n: int, template: str) -> dict:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/bare"
+    out: dict = {"who": f"bare Panel page ({template} template)", "points": n}
+    with _running([sys.executable, "-m", "benchmarks.bare_page", str(port), str(n), "--template", template],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        started = time.perf_counter()
+        _wait_http(url, proc)
+        out["server_start_s"] = round(time.perf_counter() - started, 2)
+        return _finish(_loads(browser, url, "canvas", ".tabulator", out), proc, out)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_page", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--seed-app", type=Path, default=None, help="the seed app's demo/ folder (see PEERS.md)")
     parser.add_argument("--seed-python", default=None, help="python of the seed app's environment (Bokeh 2.4.3)")
+    parser.add_argument("--bare", action="store_true", help="also time the bare Panel page (benchmarks/bare_page.py)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -228,11 +247,15 @@ def main(argv=None) -> int:
             if args.seed_app and args.seed_python:
                 rows.append(measure_seed(browser, args.seed_app, args.seed_python, n, Path(tmp)))
                 print(json.dumps(rows[-1]), flush=True)
+            if args.bare:
+                for template in ("none", "fast"):
+                    rows.append(measure_bare(browser, n, template))
+                    print(json.dumps(rows[-1]), flush=True)
         browser.close()
     print("\n| points | who | ready cold / warm | first byte (warm) | box select → table | server MB |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        select = "never" if r.get("select_s") is None else f"{r['select_s']:.2f} s"
+        select = "–" if "select_s" not in r else "never" if r["select_s"] is None else f"{r['select_s']:.2f} s"
         print(f"| {r['points']:,} | {r['who']} | {r['cold']['ready_s']:.2f} / {r['warm']['ready_s']:.2f} s "
               f"| {r['warm']['first_byte_s']:.2f} s | {select} | {r['server_mb']} |")
     return 0

@@ -289,6 +289,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .compute.evaluate import evaluate_recipes, folder_truth
 
+    for flag in ("actions", "page"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
     pipeline = build_pipeline(args, Path(args.folder))
     with _Bars(not args.quiet and not args.json) as bars:
         pipeline.run(progress=bars, until="embed")
@@ -297,16 +300,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
     rows = evaluate_recipes(pipeline.embedder.embeddings_, truth, seed=pipeline.projector.seed)
     names = _name_match(pipeline.embedder.classes_, rows[0]["labels"], truth)  # rows[0]: bulk_panel's defaults
+    labelling = None
+    if args.labelling:
+        from .compute.evaluate import evaluate_labelling
+
+        labelling = evaluate_labelling(pipeline.embedder.embeddings_, truth, rows[0]["labels"], actions=args.actions,
+                                       page=args.page, methods=("logistic", "knn"))
     for row in rows:
         row.pop("labels")
     if args.json:
         print(json.dumps({"folder": str(args.folder), "model": pipeline.embedder.model, "classes": len(set(truth)),
-                          "rows": rows, "names": names}, indent=2))
+                          "rows": rows, "names": names, "labelling": labelling}, indent=2))
         return 0
     print(f"{len(truth)} images in {len(set(truth))} folders, model {pipeline.embedder.model}")
     print(f"{'recipe':<12}{'ARI':>7}{'NMI':>7}{'clusters':>10}{'noise':>8}{'time':>8}")
     for r in rows:
         print(f"{r['recipe']:<12}{r['ari']:7.3f}{r['nmi']:7.3f}{r['clusters']:10d}{100 * r['noise']:7.1f}%{r['seconds']:7.1f}s")
+    if labelling is not None:
+        _print_labelling(labelling)
     if names is not None:
         print(f"suggested names match the majority folder for {names['matched']} of {names['clusters']} clusters "
               f"({100 * names['image_rate']:.0f}% of clustered images); by agreement:")
@@ -315,6 +326,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  agreement >= {100 * row['min_agreement']:3.0f}%:  {row['matched']}/{row['clusters']} right "
                   f"(precision {precision}), {100 * row['images']:.0f}% of clustered images")
     return 0
+
+
+def _print_labelling(report: dict) -> None:
+    """The labelling loop's curves as a table: accuracy after every fifth action."""
+    ceiling, marks = report["ceiling"], list(range(0, report["actions"] + 1, 5))
+    print(f"labelling: a person's actions (name a cluster, or a page of {report['page']} suggestions); "
+          f"kNN ceiling {ceiling:.3f} (every true label known)")
+    print(f"{'approach':<30}" + "".join(f"{m:>7}" for m in marks) + f"{'0.8x at':>9}{'0.9x at':>9}")
+    for name, run in report["approaches"].items():
+        accuracy = {row["action"]: row["accuracy"] for row in run["curve"]}
+        reach = ["never" if run[key] is None else str(run[key]) for key in ("to_0.8", "to_0.9")]
+        print(f"{name:<30}" + "".join(f"{accuracy[m]:7.3f}" for m in marks) + f"{reach[0]:>9}{reach[1]:>9}")
 
 
 def _name_match(classes, labels, truth) -> Optional[dict]:
@@ -365,6 +388,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("folder", help="folder whose first-level subfolders are the true groups")
     evaluate.add_argument("--json", action="store_true", help="print JSON for machines")
+    evaluate.add_argument("--labelling", action="store_true",
+                          help="also simulate a person labelling every image: naming clusters alone, and with "
+                          "learning from the labels given and pages of the least certain suggestions")
+    evaluate.add_argument("--actions", type=int, default=30, help="the simulated person's actions (default 30)")
+    evaluate.add_argument("--page", type=int, default=50, help="suggestions per page (default 50)")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     add_pipeline_flags(evaluate)
     serve = sub.add_parser(

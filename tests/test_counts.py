@@ -240,7 +240,7 @@ def test_chips_count_line_and_duplicates_read_right_in_the_page(tmp_path):
     def build():
         dashboard = Dashboard(store=ResultsStore(results=counted_results()), thumbnails=thumbs)
         sessions.append((pn.state.curdoc, dashboard.store))
-        return dashboard.template()
+        return dashboard.page()
 
     with chromium() as browser, serving({"counts": build}) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -63,3 +63,27 @@ def test_evaluate_needs_two_folders(tmp_path, cache_dir):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert "needs images in at least two first-level folders" in out.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_labelling_cli(tmp_path, cache_dir):
+    folder = variants_folder(tmp_path / "v", sources=3, per_source=8)
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(folder), "--labelling", "--json",
+                          "--actions", "4", "--page", "5", "--workers", "0"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["labelling"]
+    assert report["n"] == 24 and report["classes"] == 3 and 0.0 < report["ceiling"] <= 1.0
+    assert set(report["approaches"]) == {"clusters alone", "clusters + learning (logistic)", "clusters + learning (knn)"}
+    for run in report["approaches"].values():
+        assert [row["action"] for row in run["curve"]] == [0, 1, 2, 3, 4]
+        assert all(0.0 <= row["accuracy"] <= 1.0 for row in run["curve"])
+    text = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(folder), "--labelling", "-q",
+                           "--actions", "5", "--workers", "0"], capture_output=True, text=True)
+    assert text.returncode == 0, text.stderr
+    assert "kNN ceiling" in text.stdout and "clusters + learning (logistic)" in text.stdout
+
+
+def test_evaluate_labelling_flags_must_be_positive(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(tmp_path), "--labelling", "--page", "0"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--page must be at least 1, not 0" in out.stderr

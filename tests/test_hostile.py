@@ -125,7 +125,7 @@ def test_hostile_names_and_typed_labels_show_as_text_in_the_page(corpus_run, tmp
     def build():
         dashboard = make_dashboard(base / "results.parquet", thumbnails=ThumbnailCache(tmp_path))
         sessions.append((pn.state.curdoc, dashboard.store))
-        return dashboard.template()
+        return dashboard.page()
 
     typed = "<img src=y onerror=alert(2)>"
     paths = results.frame.path.tolist()

@@ -39,7 +39,7 @@ def served(tmp_path_factory):
 
     def build():
         made.append(Dashboard(store=ResultsStore(results=results), thumbnails=thumbs))
-        return made[-1].template()
+        return made[-1].page()
 
     with serving({"layout": build}) as url, chromium() as browser:
         yield url + "layout", made, browser
@@ -89,8 +89,8 @@ def test_map_and_first_table_rows_in_view(served, width, height):
     # nothing clipped: the status line wraps, the Labels table shows every column
     store.message = "41 outliers selected (top 2.0% by outlier score) — " * 2
     page.get_by_text("41 outliers selected", exact=False).first.wait_for(timeout=30_000)
-    sidebar = page.locator("#sidebar").bounding_box()
-    assert not _clipped(page.locator("#sidebar pre"), sidebar["x"] + sidebar["width"])
+    sidebar = page.locator(".bp-sidebar").bounding_box()
+    assert not _clipped(page.locator(".bp-sidebar pre"), sidebar["x"] + sidebar["width"])
     page.locator(".bk-tab", has_text="Labels").click()
     header = page.locator(".tabulator-col[tabulator-field='mean_probability']")
     header.wait_for(timeout=30_000)

@@ -258,7 +258,7 @@ def test_a_box_on_the_datashaded_map_keeps_label_colours_and_fades_the_rest():
 
     def build():
         made.append(Dashboard(store=ResultsStore(results=results)))
-        return made[-1].template()
+        return made[-1].page()
 
     with chromium() as browser, serving({"map": build}) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -233,7 +233,7 @@ def test_accept_a_suggestion_in_the_browser():
 
     def build():
         made.append(Dashboard(store=ResultsStore(results=results), thumbnails=shared_thumbnails()))
-        return made[-1].template()
+        return made[-1].page()
 
     with serving({"names": build}) as url, chromium() as browser:
         dialogs = []

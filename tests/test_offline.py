@@ -1,7 +1,7 @@
 """The served dashboard on a network with no internet: every script, style sheet and font comes
 from the server itself. Chromium aborts, and records, each request to a host other than
 127.0.0.1; the page must then be whole: nothing aborted or failed, the style sheets the page's
-models name all the server's, the template's, Tabulator's and Panel's styles applied, the map
+models name all the server's, the page's, Tabulator's and Panel's styles applied, the map
 drawn. Each way of serving it: ``pn.serve`` of :func:`session_page`, ``bulk-panel serve`` and
 ``panel serve app.py``."""
 import subprocess
@@ -75,9 +75,9 @@ def assert_offline_and_styled(page, aborted: list, failed: list) -> None:
     assert not failed, failed
     sheets = page.evaluate(MODEL_STYLESHEETS)
     assert sheets and not [s for s in sheets if urlsplit(s).netloc], sheets
-    # the template's style sheets and colours
-    assert page.locator("#header").evaluate(STYLE, ["display", "height"]) == {"display": "flex", "height": "44px"}
-    assert page.locator("#header-design-provider").evaluate(STYLE, ["backgroundColor"])["backgroundColor"] == ACCENT
+    # the page's header bar and fonts
+    header = page.locator(".bp-header").evaluate(STYLE, ["display", "height", "backgroundColor"])
+    assert header == {"display": "flex", "height": "44px", "backgroundColor": ACCENT}
     font = page.locator("body").evaluate(STYLE, ["fontFamily"])["fontFamily"]
     assert font.endswith("sans-serif"), font  # the design's font stack, not the browser's serif default
     # Tabulator's style sheet

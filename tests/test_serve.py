@@ -169,7 +169,7 @@ def showing_every_row(target):
     except ResultsError as exc:
         return error_page(str(exc))
     dashboard.store.selection = np.arange(dashboard.store.n_rows)
-    return dashboard.template()
+    return dashboard.page()
 
 
 def test_nothing_outside_the_folder_is_served(crafted):

@@ -30,7 +30,7 @@ def served(tmp_path_factory):
     def build():
         dashboard = make_dashboard(path, allowed_roots=[extra], cache_dir=str(base / "cache"))
         sessions.append(dashboard)
-        return dashboard.template()
+        return dashboard.page()
 
     with chromium() as browser, serving({"app": build}) as url:
         yield url + "app", sessions, browser, extra

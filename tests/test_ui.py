@@ -41,7 +41,7 @@ def served(tmp_path_factory):
     def app(name):
         def build():
             made[name].append(Dashboard(store=ResultsStore(results=data[name]), thumbnails=thumbs))
-            return made[name][-1].template()
+            return made[name][-1].page()
         return build
 
     pn.extension("tabulator")

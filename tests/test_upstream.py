@@ -1,13 +1,11 @@
-"""The private parts of numba, umap-learn, pynndescent, hdbscan and Panel that bulk_panel relies
-on (``bulk_panel/compute/upstream.py``, ``bulk_panel/views/upstream.py``), one test each: each
-fails naming the library, its installed version and the thing when an upgrade moves it. Fast:
+"""The private parts of numba, umap-learn, pynndescent and hdbscan that bulk_panel relies on
+(``bulk_panel/compute/upstream.py``), one test each: each fails naming the library, its installed version and the thing when an upgrade moves it. Fast:
 attributes, signatures and sources only; nothing fits UMAP."""
 import inspect
 import pickle
 import re
 import sys
 import types
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -199,44 +197,3 @@ def test_condensed_tree_fails_loudly_without_its_fields():
         upstream.condensed_tree(SimpleNamespace())
     again = pickle.loads(pickle.dumps(raised.value))  # e.g. from a worker process
     assert type(again) is UpstreamChanged and str(again) == str(raised.value) and again.library == "hdbscan"
-
-
-# ---- Panel -------------------------------------------------------------------------------------
-def test_panel_fast_resources_have_the_font_and_the_fast_design_module():
-    from panel.theme.fast import Fast
-
-    from bulk_panel.views import upstream as views_upstream
-
-    resources = getattr(Fast, "_resources", None)
-    where = dict(checked=views_upstream.PANEL_CHECKED, where="bulk_panel/views/upstream.py")
-    breaks = "OfflineFast cannot drop the web font or name the Fast design's module in full"
-    expect(isinstance(resources, dict) and "font" in resources, "panel", "panel.theme.fast.Fast._resources['font']",
-           "is gone", breaks, **where)
-    expect("fast-design" in resources.get("js_modules", {}), "panel",
-           'panel.theme.fast.Fast._resources["js_modules"]["fast-design"]', "is gone", breaks, **where)
-    import panel
-
-    bundled = Path(panel.__file__).parent / "dist" / views_upstream.FAST_DESIGN_MODULE
-    expect(bundled.is_file(), "panel", f"the bundled {views_upstream.FAST_DESIGN_MODULE}", f"is not at {bundled}",
-           breaks, **where)
-    imported("panel", "panel.io.resources", "CDN_DIST", breaks)
-
-
-def test_offline_fast_loads_no_font_and_the_same_fast_design_module():
-    from panel.theme.fast import Fast
-
-    from bulk_panel.views.dashboard import OfflineFast
-
-    ours, theirs = OfflineFast().resolve_resources(), Fast().resolve_resources()
-    assert ours["js_modules"]["fast-design"] == theirs["js_modules"]["fast-design"]
-    assert not any(str(url).startswith("http") for kind in ("css", "js", "js_modules") for url in ours.get(kind, {}).values())
-
-
-def test_offline_fast_resources_fail_loudly_without_the_fast_design_module(monkeypatch):
-    from panel.theme.fast import Fast
-
-    from bulk_panel.views import upstream as views_upstream
-
-    monkeypatch.setattr(Fast, "_resources", {"font": {}, "js_modules": {"fast": "fast.js"}})
-    with pytest.raises(UpstreamChanged, match=r"panel \S+: .*\[\"js_modules\"\] has no 'fast-design' module.*views/upstream"):
-        views_upstream.offline_fast_resources()

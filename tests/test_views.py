@@ -133,7 +133,7 @@ def test_dashboard_and_explore_render(tmp_path):
     dash = Dashboard(store=ResultsStore(results=results), thumbnails=thumbs, thumbnails_url=None)
     assert hashes[0] in thumbs
     pn.panel(dash).get_root()
-    dash.template()
+    dash.page()
     dash.store.selection = np.array([1])
     assert dash.table.table.value["thumb"].iloc[0].startswith("data:image/jpeg;base64,")
     dash.store.focus = 1

@@ -21,7 +21,7 @@ from ..compute.pipeline import Pipeline
 from ..compute.results import Results, ResultsError, is_results_folder
 from ..compute.stages import build_stages
 from ..state import PipelineRunner, ResultsStore, one_line
-from ..views import Dashboard, page_template, shared_results, warm_datashader
+from ..views import Dashboard, served_page, shared_results, warm_datashader
 from ..views._widgets import text_pane
 from .target import Target
 
@@ -86,22 +86,18 @@ def make_dashboard(
 
 def error_page(message: str, headline: str = "The results could not be opened.") -> pn.viewable.Viewable:
     """A page that says, on one line and as text, why there is no dashboard."""
-    return page_template(
-        title="bulk_panel",
-        main=[pn.pane.Alert(headline, alert_type="danger"),
-              text_pane(one_line(message), styles={"white-space": "pre-wrap"})],
-        main_layout=None,
-    )
+    return served_page("bulk_panel", main=[pn.pane.Alert(headline, alert_type="danger"),
+                                           text_pane(one_line(message), styles={"white-space": "pre-wrap"})])
 
 
 def session_page(target: str | Path | Results, **params) -> pn.viewable.Viewable:
-    """One served session's page: the dashboard's template, or :func:`error_page` when the
+    """One served session's page: the dashboard's page, or :func:`error_page` when the
     results file cannot be read (missing, corrupt, foreign); the server keeps serving.
 
     >>> pn.serve({"bulk_panel": lambda: session_page("results.parquet", allowed_roots=["/data"])})
     """
     try:
-        return make_dashboard(target, **params).template()
+        return make_dashboard(target, **params).page()
     except ResultsError as exc:
         return error_page(str(exc))
 
@@ -110,7 +106,7 @@ def prepare_server(target: Target, first_page: bool = True) -> None:
     """What a server does once, before it listens: read a results target into the shared cache
     (the first page then does not wait for it) and, with ``first_page``, build one page on it,
     unseen, so that the imports and one-off work of a first page (HoloViews' and Panel's
-    plotting, the template) are done before a browser asks (about a second, at start rather
+    plotting, the page's layout) are done before a browser asks (about a second, at start rather
     than in the first page). datashader's kernels are compiled in a background thread only when
     the map will be datashaded (more rows than the dashboard's ``rasterize_above``): a smaller
     map never imports datashader, and the server stays about half the size. A results file
@@ -132,4 +128,4 @@ def prepare_server(target: Target, first_page: bool = True) -> None:
 
         doc = Document()
         with set_curdoc(doc):  # the page's shared models (style sheets) belong to this document only
-            Dashboard(store=ResultsStore(results=results)).template().server_doc(doc)
+            Dashboard(store=ResultsStore(results=results)).page().server_doc(doc)

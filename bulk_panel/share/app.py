@@ -79,8 +79,8 @@ class StaticDashboard(Dashboard):
         return [note, *super().sidebar()]
 
 
-def servable_page(folder: str | Path = BUNDLE_DIR) -> pn.template.BaseTemplate:
-    """The page's whole app script: Panel's extensions, then the served template.
+def servable_page(folder: str | Path = BUNDLE_DIR) -> pn.Column:
+    """The page's whole app script: Panel's extensions, then the served page.
 
     >>> servable_page()          # in index.py, next to bulk_panel_data/
     """

@@ -8,11 +8,11 @@ and write the user's intent back. One module per view family:
 - :mod:`.galleries`: more like this, the cluster gallery, duplicates, outliers and splitting;
 - :mod:`.preview`: the hovered and the focused image;
 - :mod:`.pipeline`: the controls that run the pipeline from the page;
-- :mod:`.dashboard`: the whole page and its template;
+- :mod:`.dashboard`: the whole page; :mod:`.page`: the header and sidebar around it when served;
 - :mod:`.shared`: what every session of a process shares (thumbnails, export tokens, results).
 
 >>> store = ResultsStore.from_path("results.parquet")
->>> Dashboard(store=store).template().servable()   # served (see bulk_panel.server)
+>>> Dashboard(store=store).page().servable()       # served (see bulk_panel.server)
 >>> Dashboard(store=store)                         # inline in Jupyter
 
 The thumbnail and zip routes the served views point at live in :mod:`bulk_panel.server`.
@@ -20,11 +20,12 @@ The thumbnail and zip routes the served views point at live in :mod:`bulk_panel.
 from ..compute.thumbs import ShownThumbnails
 from ._thumbs import THUMBS_URL, figures_html, shown_hashes, thumb_cells, thumb_sources
 from ._widgets import text_pane
-from .dashboard import SYSTEM_FONTS, Dashboard, OfflineFast, page_template
+from .dashboard import Dashboard
 from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
 from .map import ScatterView, warm_datashader
+from .page import served_page
 from .pipeline import PipelineControls
 from .preview import HoverPreview, ImagePreview
 from .shared import shared_exports, shared_results, shared_thumbnails
@@ -32,8 +33,8 @@ from .tables import LabelSummary, SelectionTable
 
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
-    "ImagePreview", "LabelSummary", "LabelTools", "OfflineFast", "PipelineControls", "SYSTEM_FONTS", "ScatterView",
-    "SelectionTable", "ShownThumbnails", "SimilarGallery", "THUMBS_URL", "figures_html", "page_template",
+    "ImagePreview", "LabelSummary", "LabelTools", "PipelineControls", "ScatterView",
+    "SelectionTable", "ShownThumbnails", "SimilarGallery", "THUMBS_URL", "figures_html", "served_page",
     "shared_exports", "shared_results", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_cells",
     "thumb_sources", "warm_datashader",
 ]

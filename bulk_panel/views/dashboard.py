@@ -1,7 +1,7 @@
-"""The whole page: :class:`Dashboard`, and the template every served page uses.
+"""The whole page: :class:`Dashboard`.
 
 >>> Dashboard(store=ResultsStore.from_path("results.parquet"))     # inline in Jupyter
->>> Dashboard(store=store).template().servable()                   # served
+>>> Dashboard(store=store).page().servable()                       # served
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Optional
 
 import panel as pn
 import param
-from panel.theme.fast import Fast
 
 from ..compute.results import Results
 from ..compute.thumbs import ShownThumbnails, ThumbnailCache
@@ -23,41 +22,17 @@ from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
 from .map import RASTERIZE_ABOVE, ScatterView
+from .page import HEADER_PX, served_page
 from .pipeline import PipelineControls
 from .preview import HoverPreview, ImagePreview
 from .shared import shared_results, shared_thumbnails
 from .tables import LabelSummary, SelectionTable
-from .upstream import offline_fast_resources
 
-__all__ = ["Dashboard", "OfflineFast", "SYSTEM_FONTS", "page_template"]
-
-
-SYSTEM_FONTS = 'system-ui, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif'
+__all__ = ["Dashboard"]
 
 
-class OfflineFast(Fast):
-    """Panel's Fast design without its web font (Open Sans, from fonts.googleapis.com): every
-    file the page then loads comes from the server itself."""
-
-    _resources = offline_fast_resources()  # Panel's private Fast._resources: views/upstream.py
-
-
-def page_template(**params) -> pn.template.FastListTemplate:
-    """The served pages' template: Panel's FastListTemplate in :class:`OfflineFast` and the
-    system's fonts, so a page loads nothing from outside the server (no script, style sheet or
-    font) and looks the same on a network with no internet.
-
-    >>> page_template(title="bulk_panel", main=[...]).servable()
-    """
-    return pn.template.FastListTemplate(**{"design": OfflineFast, "font": SYSTEM_FONTS, **params})
-
-
-#: the template's header and the main area's margins, in pixels: the map fills the rest of the window
-HEADER_PX = 96
-#: the page fits the window: the sidebar scrolls inside itself, never the whole page
-PAGE_CSS = """
-#sidebar { box-sizing: border-box; }
-"""
+#: the main area's cards' margins, in pixels: the map fills the window below the header and them
+MAIN_MARGIN_PX = 10
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -67,7 +42,7 @@ class Dashboard(pn.viewable.Viewer):
     when it is first opened.
 
     >>> Dashboard(store=ResultsStore.from_path("results.parquet"))           # Jupyter
-    >>> Dashboard(store=store).servable()                                   # FastListTemplate
+    >>> Dashboard(store=store).servable()                                   # the served page
     """
 
     store = param.ClassSelector(class_=ResultsStore, doc="The session's state.")
@@ -161,7 +136,7 @@ class Dashboard(pn.viewable.Viewer):
     def from_path(cls, path: str | Path, **params) -> "Dashboard":
         """A dashboard on the results file at ``path``, read once per process and file version.
 
-        >>> pn.serve({"bulk_panel": lambda: Dashboard.from_path("results.parquet").template()})
+        >>> pn.serve({"bulk_panel": lambda: Dashboard.from_path("results.parquet").page()})
         """
         return cls(store=ResultsStore(results=shared_results(path)), **params)
 
@@ -198,7 +173,7 @@ class Dashboard(pn.viewable.Viewer):
         card = dict(sizing_mode="stretch_width", margin=(5, 5), collapsible=False)
         # the map's card and the column beside it are as tall as the window below the header (or
         # fit a fixed map_height); the column scrolls inside itself, the page never does
-        height = f"{self.map_height + 200}px" if self.map_height else f"calc(100vh - {HEADER_PX}px)"
+        height = f"{self.map_height + 200}px" if self.map_height else f"calc(100vh - {HEADER_PX + MAIN_MARGIN_PX}px)"
         fill = {} if self.map_height else {"sizing_mode": "stretch_both"}  # the map: the card's height
         return [
             pn.Row(
@@ -218,17 +193,13 @@ class Dashboard(pn.viewable.Viewer):
         """How the main area's layouts size: to the window's height when the map fills it."""
         return "stretch_width" if self.map_height else "stretch_both"
 
-    def template(self) -> pn.template.FastListTemplate:
-        """The served page."""
-        # one root per area: every root added to a Bokeh document walks all models again
-        return page_template(
-            title=self.title, sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")],
-            main=[pn.Column(*self.main(), sizing_mode=self._sizing)], sidebar_width=300,
-            accent="#3f6fb5", main_layout=None, raw_css=[PAGE_CSS],
-        )
+    def page(self) -> pn.Column:
+        """The served page: header, sidebar and the main area (:func:`~.page.served_page`)."""
+        return served_page(self.title, main=[pn.Column(*self.main(), sizing_mode=self._sizing)],
+                           sidebar=[pn.Column(*self.sidebar(), sizing_mode="stretch_width")])
 
     def servable(self, title: Optional[str] = None, location: bool = True, area: str = "main", target=None):
-        return self.template().servable(title=title or self.title, location=location)
+        return self.page().servable(title=title or self.title, location=location)
 
     def __panel__(self):
         return pn.Row(
