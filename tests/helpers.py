@@ -229,6 +229,26 @@ def serving(apps: dict):
         server.stop()
 
 
+def dashboard_sessions(tmp_path, make_store):
+    """An app for :func:`serving`: each session a :class:`Dashboard` page on ``make_store()``
+    (thumbnails under ``tmp_path``, not the user's cache); returns ``(app, sessions)``, where
+    ``sessions`` collects each session's ``(document, store)``, for :func:`in_session`."""
+    import panel as pn
+
+    from bulk_panel.views import Dashboard, shared_thumbnails
+
+    thumbs = shared_thumbnails()
+    thumbs.folder = tmp_path / "thumbs"
+    sessions = []
+
+    def app():
+        dashboard = Dashboard(store=make_store(), thumbnails=thumbs)
+        sessions.append((pn.state.curdoc, dashboard.store))
+        return dashboard.page()
+
+    return app, sessions
+
+
 @contextlib.contextmanager
 def chromium():
     """A headless Debian Chromium through Playwright (skips the test when either is missing)."""

@@ -12,7 +12,7 @@ from bulk_panel.compute.results import Results, build_frame
 from bulk_panel.compute.similar import duplicate_groups
 from bulk_panel.state import ResultsStore
 
-from helpers import chromium, in_session, serving, synthetic_results, wait_for_plot, wait_until
+from helpers import chromium, dashboard_sessions, in_session, serving, synthetic_results, wait_for_plot, wait_until
 
 COMIC, RACER, NOISE = "comic book / birdhouse", "racer / sports car", "noise"
 BOX = (-0.5, -0.5, 1.5, 1.5)  # holds 26 of the 30 comic books and 1 of the 12 racers
@@ -229,19 +229,7 @@ def test_duplicates_table_holds_text_kinds_and_integer_groups():
 
 @pytest.mark.ui
 def test_chips_count_line_and_duplicates_read_right_in_the_page(tmp_path):
-    import panel as pn
-
-    from bulk_panel.views import Dashboard, shared_thumbnails
-
-    thumbs = shared_thumbnails()
-    thumbs.folder = tmp_path / "thumbs"  # not the user's cache
-    sessions = []
-
-    def build():
-        dashboard = Dashboard(store=ResultsStore(results=counted_results()), thumbnails=thumbs)
-        sessions.append((pn.state.curdoc, dashboard.store))
-        return dashboard.page()
-
+    build, sessions = dashboard_sessions(tmp_path, lambda: ResultsStore(results=counted_results()))
     with chromium() as browser, serving({"counts": build}) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url + "counts")

@@ -77,7 +77,8 @@ def test_lazy_frame_holds_only_the_small_columns(saved):
     lazy = load_results(folder, lazy=True)
     assert list(lazy.frame.columns) == SMALL and lazy.on_disk == ("path", "content_hash")
     assert lazy.columns == list(results.frame.columns)
-    assert list(ResultsStore.from_path(folder).frame.columns) == SMALL
+    # the session adds each label's source and confidence (small columns too)
+    assert list(ResultsStore.from_path(folder).frame.columns) == [*SMALL, "label_source", "confidence"]
     # the pipeline's, the CLI's and any other caller's default stays eager; a single file is always whole
     assert list(load_results(folder).frame.columns) == list(results.frame.columns)
     whole = load_results(file, lazy=True)
@@ -230,8 +231,13 @@ def test_labels_saved_into_a_lazy_folder_keep_its_parts_paths_hashes_and_vectors
     assert _layout(folder) == layout and not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
     again, whole = load_results(folder), load_results(file)
     pd.testing.assert_frame_equal(again.frame, whole.frame)
-    pd.testing.assert_frame_equal(again.frame.drop(columns="label"), results.frame.drop(columns="label"))
+    edited = ["label", "label_source", "confidence"]
+    pd.testing.assert_frame_equal(again.frame.drop(columns=edited), results.frame.drop(columns="label"))
     assert (again.frame.label.iloc[[0, 12, 26, 39]] == "picked").all() and "dogs" in set(again.frame.label)
+    # each label's source is saved with it: the person's where they labelled, the clusters' elsewhere
+    person = again.frame.label.isin(["picked", "dogs"]).to_numpy()
+    assert (again.frame.label_source[person] == "person").all() and (again.frame.confidence[person] == 1).all()
+    assert (again.frame.label_source[~person] == "cluster").all() and again.frame.confidence[~person].isna().all()
     np.testing.assert_array_equal(again.embeddings, results.embeddings)
     np.testing.assert_array_equal(again.cluster_coords, results.cluster_coords)
     assert again.meta == results.meta and again.skipped.to_dict() == results.skipped.to_dict()

@@ -15,6 +15,13 @@ RECORD_COLUMNS = [
 ]
 
 
+#: where a label came from (the results' ``label_source`` column): a cluster (the initial
+#: neutral name), a person (a relabel, a rename, an accepted suggestion) or a prediction learnt
+#: from the person's labels (with its ``confidence``, 0..1; a person's labels have 1, a
+#: cluster's none)
+LABEL_SOURCES = ("cluster", "person", "prediction")
+
+
 def cluster_label(cluster: int) -> str:
     """The readable initial label of a cluster id: ``cluster_label(3) == 'cluster 3'``."""
     return NOISE_LABEL if cluster == NOISE else f"cluster {int(cluster)}"

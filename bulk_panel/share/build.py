@@ -35,7 +35,8 @@ from ..compute.names import read_suggestions, suggestions_meta
 from ..compute.results import Results, load_results
 from ..compute.schema import RECORD_COLUMNS
 from ..compute.thumbs import ThumbnailCache
-from .bundle import BUNDLE_DIR, BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, POINTS_FILE, THUMBS_FILE, describe
+from .bundle import (BUNDLE_DIR, BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, POINTS_FILE, SOURCE_COLUMNS, THUMBS_FILE,
+                     describe)
 from .notice import ShareError, add_offline_notice
 
 # no Panel here: the page (bulk_panel.share.app) runs in panel convert's process, so that
@@ -82,7 +83,8 @@ def write_bundle(
     folder.mkdir(parents=True, exist_ok=True)
     total = len(results.frame)
     # the sampled rows only (a lazy results folder reads their paths and hashes, nothing more)
-    frame = results.take(_sample_rows(total, max_points, seed), RECORD_COLUMNS).reset_index(drop=True)
+    columns = RECORD_COLUMNS + [c for c in SOURCE_COLUMNS if c in results.columns]  # whose labels, how sure
+    frame = results.take(_sample_rows(total, max_points, seed), columns).reset_index(drop=True)
     frame.to_csv(folder / POINTS_FILE, index=False, compression={"method": "gzip", "mtime": 0})
     made = 0
     with zipfile.ZipFile(folder / THUMBS_FILE, "w", compression=zipfile.ZIP_STORED) as zf:

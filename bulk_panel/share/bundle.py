@@ -1,7 +1,8 @@
 """The shared page's bundle: the folder of precomputed results a static page opens.
 
 ``write_bundle`` (:mod:`.build`) writes it, the page (:mod:`.app`) reads it. A bundle holds
-``points.csv.gz`` (the results frame's columns; plain CSV because pandas reads it without
+``points.csv.gz`` (the results frame's columns, with each label's source and confidence when
+the results have them; plain CSV because pandas reads it without
 pyarrow), ``meta.json`` (what was shared: counts, sample seed, source name, the clusters'
 suggested names) and ``thumbnails.zip`` (small JPEGs named ``<content hash>.jpg``). No Panel
 import.
@@ -32,6 +33,8 @@ BUNDLE_FORMAT = "bulk_panel.share"
 BUNDLE_VERSION = 1
 TEXT_COLUMNS = ["path", "content_hash", "label"]
 NUMBER_COLUMNS = ["width", "height", "x", "y", "cluster", "probability", "outlier_score"]
+#: each label's source and confidence, in bundles of results that have them
+SOURCE_COLUMNS = ["label_source", "confidence"]
 
 
 def read_bundle(folder: str | Path = BUNDLE_DIR) -> Results:
@@ -47,13 +50,15 @@ def read_bundle(folder: str | Path = BUNDLE_DIR) -> Results:
         raise ValueError(f"{folder / META_FILE}: not a bulk_panel share bundle of version {BUNDLE_VERSION}")
     rows = pd.read_csv(
         folder / POINTS_FILE, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
-        na_values={c: [""] for c in NUMBER_COLUMNS},
+        na_values={c: [""] for c in [*NUMBER_COLUMNS, "confidence"]},
     )
     frame = build_frame(
         paths=rows["path"], hashes=rows["content_hash"], sizes=rows[["width", "height"]].to_numpy(),
         xy=rows[["x", "y"]].to_numpy(), clusters=rows["cluster"], probabilities=rows["probability"],
         outlier_scores=rows["outlier_score"], labels=rows["label"],
     )
+    if set(SOURCE_COLUMNS) <= set(rows.columns):
+        frame = frame.assign(label_source=rows["label_source"].to_numpy(), confidence=rows["confidence"].to_numpy())
     return Results(frame=frame, meta=meta)
 
 

@@ -22,8 +22,8 @@ __all__ = ["Exports"]
 class Exports(Selection):
     """The exports of one session (a part of :class:`ResultsStore`)."""
 
-    EXPORT_COLUMNS = ["path", "label", "cluster", "probability", "outlier_score", "x", "y", "width", "height",
-                      "content_hash"]
+    EXPORT_COLUMNS = ["path", "label", "label_source", "confidence", "cluster", "probability", "outlier_score",
+                      "x", "y", "width", "height", "content_hash"]
     ZIP_SPOOL_BYTES = 16 << 20
 
     def export_frame(self, scope: str = "selection") -> pd.DataFrame:

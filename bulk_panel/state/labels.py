@@ -19,12 +19,15 @@ import pandas as pd
 import param
 
 from ..compute.names import read_suggestions
-from ..compute.schema import cluster_label
+from ..compute.schema import LABEL_SOURCES, cluster_label
+from .rows import with_label_sources
 from .selection import Selection
 
-__all__ = ["Labels", "UNDO_LIMIT", "clean_label"]
+__all__ = ["LABEL_COLUMNS", "Labels", "UNDO_LIMIT", "clean_label"]
 
 UNDO_LIMIT = 50
+#: what a label edit changes, and undo restores
+LABEL_COLUMNS = ("label", "label_source", "confidence")
 
 
 class Labels(Selection):
@@ -35,23 +38,45 @@ class Labels(Selection):
     can_redo = param.Boolean(default=False, constant=True, doc="Whether an undone label edit can be redone.")
     dirty = param.Boolean(default=False, constant=True, doc="Labels changed since the last save.")
 
-    _undo: Sequence[np.ndarray] = ()  # label columns before each edit, oldest first
-    _redo: Sequence[np.ndarray] = ()
+    _undo: Sequence[dict] = ()  # the label columns before each edit, oldest first
+    _redo: Sequence[dict] = ()
+    person_edits = param.Integer(default=0, constant=True,
+                                 doc="Label edits by the person so far (what the learner retrains on).")
 
     # ---------------------------------------------------------------------------------
     # label edits, undo, redo
     # ---------------------------------------------------------------------------------
-    def _apply_labels(self, labels: np.ndarray, message: str, *, record: bool = True) -> None:
-        old = self.frame["label"].to_numpy(dtype=object)
+    def _label_columns(self) -> dict:
+        """The label, its source and confidence as they are now (the frame is never changed in
+        place, so these are shared, not copied)."""
+        return {name: self.frame[name].array for name in LABEL_COLUMNS}
+
+    def _apply_labels(self, labels: np.ndarray, message: str, *, record: bool = True, person=None,
+                      columns: Optional[dict] = None) -> None:
+        """Set the labels (one undoable edit unless ``record`` is False). The rows a person
+        labelled get the source 'person' and confidence 1: ``person`` (positions or a mask),
+        or by default every row whose label changed. ``columns``: the label columns as they are
+        to be (undo, redo, predictions), taken as given."""
         if record:
-            self._undo = [*self._undo, old][-UNDO_LIMIT:]
+            self._undo = [*self._undo, self._label_columns()][-UNDO_LIMIT:]
             self._redo = []
-        self._set_frame(self.frame.assign(label=labels))
+        edit = columns is None
+        if edit:
+            changed = labels != self.frame["label"].to_numpy(dtype=object) if person is None else person
+            codes = self.frame["label_source"].cat.codes.to_numpy().copy()
+            confidence = self.frame["confidence"].to_numpy(dtype=np.float32).copy()
+            codes[changed], confidence[changed] = LABEL_SOURCES.index("person"), 1.0
+            columns = {"label": labels, "label_source": pd.Categorical.from_codes(codes, categories=LABEL_SOURCES),
+                       "confidence": confidence}
+        self._set_frame(self.frame.assign(**columns))
         with param.edit_constant(self):
             self.can_undo, self.can_redo, self.dirty = bool(self._undo), bool(self._redo), True
         self.message = message
         # the selection keeps its rows; its labels are read again
         self._labels_from_selection(None)
+        if edit:  # last: whoever learns from the person's edits reads them all
+            with param.edit_constant(self):
+                self.person_edits += 1
 
     def relabel(self, new_label: str) -> int:
         """Give the selected rows (``selected_rows()``) the label ``new_label``; returns how many."""
@@ -63,7 +88,7 @@ class Labels(Selection):
         labels = self.frame["label"].to_numpy(dtype=object).copy()
         labels[rows] = new_label
         from_chooser = len(self.selection) == 0
-        self._apply_labels(labels, f"{len(rows)} rows labelled {new_label!r}.")
+        self._apply_labels(labels, f"{len(rows)} rows labelled {new_label!r}.", person=rows)
         if from_chooser:  # rows chosen by label only: they stay chosen under their new label
             self.selection = rows
         return len(rows)
@@ -179,19 +204,20 @@ class Labels(Selection):
         stack = getattr(self, source)
         if not stack:
             return False
-        setattr(self, target, [*getattr(self, target), self.frame["label"].to_numpy(dtype=object)])
-        *rest, labels = stack
+        setattr(self, target, [*getattr(self, target), self._label_columns()])
+        *rest, columns = stack
         setattr(self, source, rest)
-        self._apply_labels(labels, message, record=False)
+        self._apply_labels(columns["label"], message, record=False, columns=columns)
         return True
 
     def reset(self) -> None:
         """Back to the labels of the results as loaded (or last saved), nothing selected (undoable)."""
         self.clear_selection()
         if self.results is not None and self.frame is not None:
-            original = self.results.frame["label"].to_numpy(dtype=object)
-            if not np.array_equal(original, self.frame["label"].to_numpy(dtype=object)):
-                self._apply_labels(original.copy(), "Labels reset.")
+            original = with_label_sources(self.results.frame)
+            columns = {name: original[name].array for name in LABEL_COLUMNS}
+            if any(not pd.Series(columns[name]).equals(pd.Series(self.frame[name].array)) for name in LABEL_COLUMNS):
+                self._apply_labels(columns["label"], "Labels reset.", columns=columns)
                 with param.edit_constant(self):
                     self.dirty = False
 

@@ -17,11 +17,24 @@ import pandas as pd
 import param
 
 from ..compute.results import Results
-from ..compute.schema import NOISE_LABEL
+from ..compute.schema import LABEL_SOURCES, NOISE_LABEL
 from .colours import assign_colours
 from .memo import Memo
 
-__all__ = ["Rows", "base_names"]
+__all__ = ["Rows", "base_names", "with_label_sources"]
+
+
+def with_label_sources(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the ``label_source`` (categorical, :data:`LABEL_SOURCES`) and
+    ``confidence`` (float32) columns: as they are, or, for results that have none (fresh from
+    the pipeline, or written before labels had sources), every label from its cluster."""
+    if "label_source" in frame.columns and "confidence" in frame.columns:
+        if not isinstance(frame["label_source"].dtype, pd.CategoricalDtype):  # e.g. read back as text
+            frame = frame.assign(label_source=pd.Categorical(frame["label_source"], categories=LABEL_SOURCES))
+        return frame
+    n = len(frame)
+    return frame.assign(label_source=pd.Categorical.from_codes(np.zeros(n, np.int8), categories=LABEL_SOURCES),
+                        confidence=np.full(n, np.nan, dtype=np.float32))
 
 
 class Rows(param.Parameterized):
@@ -43,6 +56,7 @@ class Rows(param.Parameterized):
         return memos[name]
 
     def _set_frame(self, frame: pd.DataFrame) -> None:
+        frame = with_label_sources(frame)
         labels = self._chooser_order(frame)[0]
         colors = assign_colours(labels, self.colors)
         kept = [label for label in self.selected_labels if label in labels]

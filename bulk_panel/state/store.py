@@ -6,7 +6,9 @@ module of its own, and the store is all of them together:
 
 - :mod:`.rows`: the results, the frame, label codes, file names, colours;
 - :mod:`.selection`: box, lasso, label clicks, focus, hover, the table's rows;
-- :mod:`.labels`: label edits with undo and redo, the label summary, saving;
+- :mod:`.labels`: label edits with undo and redo (each label's source and confidence too), the
+  label summary, saving;
+- :mod:`.learning`: predictions learnt from the person's labels, suggestions to review;
 - :mod:`.tools`: more like this, outliers, duplicates, the cluster gallery, splitting;
 - :mod:`.exports`: CSV, Parquet and zip files of the rows.
 
@@ -28,13 +30,14 @@ import param
 
 from ..compute.results import Results, build_frame, load_results
 from .exports import Exports
+from .learning import Learning
 from .selection import EMPTY
 from .tools import ClusterTools
 
 __all__ = ["ResultsStore"]
 
 
-class ResultsStore(Exports, ClusterTools):
+class ResultsStore(Exports, ClusterTools, Learning):
     """The results frame, the selection and the labels of one session, with undo and redo.
 
     ``frame`` is replaced (never changed in place) on every edit, so anything that depends on

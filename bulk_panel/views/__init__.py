@@ -3,7 +3,8 @@ and write the user's intent back. One module per view family:
 
 - :mod:`.map`: the map (:class:`ScatterView`), datashaded above a size (:mod:`._shading`);
 - :mod:`.tables`: the selected rows and the per-label summary;
-- :mod:`.labels`: the label chooser and edits;
+- :mod:`.labels`: the label chooser and edits; :mod:`.learning`: the Suggest tab (labels learnt
+  from the person's, reviewed a page at a time);
 - :mod:`.downloads`: CSV, Parquet and the images zip;
 - :mod:`.galleries`: more like this, the cluster gallery, duplicates, outliers and splitting;
 - :mod:`.preview`: the hovered and the focused image;
@@ -24,6 +25,7 @@ from .dashboard import Dashboard
 from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
+from .learning import SuggestionsView
 from .map import ScatterView, warm_datashader
 from .page import served_page
 from .pipeline import PipelineControls
@@ -34,7 +36,7 @@ from .tables import LabelSummary, SelectionTable
 __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
     "ImagePreview", "LabelSummary", "LabelTools", "PipelineControls", "ScatterView",
-    "SelectionTable", "ShownThumbnails", "SimilarGallery", "THUMBS_URL", "figures_html", "served_page",
+    "SelectionTable", "ShownThumbnails", "SimilarGallery", "SuggestionsView", "THUMBS_URL", "figures_html", "served_page",
     "shared_exports", "shared_results", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_cells",
     "thumb_sources", "warm_datashader",
 ]

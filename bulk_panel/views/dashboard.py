@@ -21,6 +21,7 @@ from ._widgets import on_demand, tabs_on_demand
 from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
+from .learning import SuggestionsView
 from .map import RASTERIZE_ABOVE, ScatterView
 from .page import HEADER_PX, served_page
 from .pipeline import PipelineControls
@@ -57,7 +58,7 @@ class Dashboard(pn.viewable.Viewer):
     runner = param.ClassSelector(class_=PipelineRunner, allow_None=True,
                                  doc="Runs the pipeline from the page (folder, settings, Run); None hides it.")
     tool_tabs = param.ListSelector(
-        default=["similar", "gallery", "duplicates"], objects=["similar", "gallery", "duplicates"],
+        default=["suggest", "similar", "gallery", "duplicates"], objects=["suggest", "similar", "gallery", "duplicates"],
         doc="The tool tabs beside the selection table (more like this needs embeddings; duplicates and "
             "splitting need scipy/hdbscan, which a shared static page does not have).",
     )
@@ -75,7 +76,8 @@ class Dashboard(pn.viewable.Viewer):
         self.tools = LabelTools(store=store)
         self.preview = ImagePreview(store=store, thumbnails=self.thumbnails)
         self.hover = HoverPreview(store=store, thumbnails=self.thumbnails)
-        tabs = {"labels": ("Labels", lambda: self.summary), "similar": ("Similar", lambda: self.similar),
+        tabs = {"labels": ("Labels", lambda: self.summary), "suggest": ("Suggest", lambda: self.suggestions),
+                "similar": ("Similar", lambda: self.similar),
                 "gallery": ("Gallery", lambda: self.gallery), "duplicates": ("Duplicates", lambda: self.duplicates)}
         self._tab_of = {name: number for number, name in enumerate(["selection", "labels", *self.tool_tabs])}
         self.tabs = tabs_on_demand(("Selection", self.table), *[tabs[name] for name in ["labels", *self.tool_tabs]],
@@ -93,6 +95,10 @@ class Dashboard(pn.viewable.Viewer):
     @functools.cached_property
     def summary(self) -> LabelSummary:
         return LabelSummary(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
+
+    @functools.cached_property
+    def suggestions(self) -> SuggestionsView:
+        return SuggestionsView(store=self.store, thumbnails_url=self.thumbnails_url, thumbnails=self.thumbnails)
 
     @functools.cached_property
     def downloads(self) -> Downloads:
@@ -118,7 +124,7 @@ class Dashboard(pn.viewable.Viewer):
         return ExploreTools(store=self.store, scatter=self.scatter, split="duplicates" in self.tool_tabs)
 
     def open_tab(self, name: str) -> None:
-        """Show the tab ``name``: selection, labels, similar, gallery or duplicates."""
+        """Show the tab ``name``: selection, labels, suggest, similar, gallery or duplicates."""
         self.tabs.active = self._tab_of[name]
 
     def _show_gallery(self, event) -> None:
