@@ -168,3 +168,34 @@ def test_a_shared_page_carries_sources_and_confidences(tmp_path):
         assert by_path[path][0] == source and by_path[path][1] == pytest.approx(confidence, abs=1e-6)
     exported = pd.read_csv(io.BytesIO(shared.to_csv_bytes("all").getvalue()))
     assert set(exported.label_source) <= {"person", "prediction"} and len(exported) == 100
+
+
+@pytest.mark.parametrize("rasterize_above", [10_000, 10])
+def test_the_map_colours_by_confidence(rasterize_above):
+    import panel as pn
+    from bokeh.document import Document
+
+    from bulk_panel.views import ScatterView
+    from bulk_panel.views._shading import CONFIDENCE_CMAP, rgb255
+
+    store, truth = grouped_store()
+    for name in np.unique(truth)[:2]:
+        label_rows(store, np.flatnonzero(truth == name)[:3], name)
+    store.learn()
+    view = ScatterView(store=store, color_by="confidence", rasterize_above=rasterize_above)
+    pn.panel(view).get_root(Document())
+    if not view.rasterized:  # each point's confidence, on the confidence palette
+        points = view._points(view.frame_version)
+        np.testing.assert_allclose(points.data["confidence"], store.frame["confidence"].to_numpy(), rtol=1e-6)
+        assert view._points_memo[2]["cmap"] == CONFIDENCE_CMAP
+        return
+    frame = store.frame
+    image = view._map_image(view.frame_version, x_range=(float(frame.x.min()), float(frame.x.max())),
+                            y_range=(float(frame.y.min()), float(frame.y.max())), width=60, height=60)
+    rgba = np.stack([image.dimension_values(c) for c in ("R", "G", "B", "A")], axis=-1)
+    drawn = rgba[rgba[:, 3] > 0, :3].astype(int)
+    assert len(drawn)
+    # every drawn pixel lies on the palette's span: no label colours
+    palette = np.array([rgb255(c) for c in CONFIDENCE_CMAP])
+    low, high = palette.min(axis=0) - 2, palette.max(axis=0) + 2
+    assert ((drawn >= low) & (drawn <= high)).all()

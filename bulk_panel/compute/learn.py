@@ -31,7 +31,8 @@ METHODS = ("logistic", "knn")
 @dataclass
 class Reduced:
     """Embeddings as the learner reads them: L2-normalised, projected on their first ``dims``
-    principal components (once per results: 0.1-0.3 s at 100k × 1,280), then normalised again.
+    principal components (once per results; 1.5 s at 10k and 6-7 s at 100k × 1,280 on two busy
+    cores: docs/labelling.md), then normalised again.
 
     >>> space = Reduced.of(results.embeddings)
     >>> space.vectors.shape   # (n, 64)

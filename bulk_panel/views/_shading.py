@@ -14,10 +14,13 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-__all__ = ["FADE", "OUTLIER_CMAP", "fade", "mixed_colours", "rgb255", "rgb_element", "shade_labels",
+__all__ = ["CONFIDENCE_CMAP", "FADE", "OUTLIER_CMAP", "SCORES", "fade", "mixed_colours", "rgb255", "rgb_element", "shade_labels",
            "shade_scores", "shade_selection", "span", "warm_datashader"]
 
 OUTLIER_CMAP = ["#1b1b3a", "#3b4cc0", "#9fbfe0", "#f7b267", "#e4572e"]  # typical → unusual
+CONFIDENCE_CMAP = ["#d7301f", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]  # unsure → sure (the person's: 1)
+#: the map's colourings by a number per row, 0..1: "colour by" → (column, palette low → high)
+SCORES = {"outlier score": ("outlier_score", OUTLIER_CMAP), "confidence": ("confidence", CONFIDENCE_CMAP)}
 FADE = 0.2  # the alpha of the points left out of a selection, relative to their own (as Bokeh's nonselection_alpha)
 SELECTED_MIN_ALPHA = 170  # the faintest selected pixel: selected points stand out even where they are few
 
@@ -67,12 +70,16 @@ def shade_labels(canvas, data: pd.DataFrame, min_alpha: int = 90):
 
 
 def shade_scores(canvas, data: pd.DataFrame, min_alpha: int = 90):
-    """The map coloured by each pixel's mean outlier score (``data``: x, y, outlier_score)."""
+    """The map coloured by each pixel's mean score: ``data`` has x, y and one column of
+    :data:`SCORES` (outlier_score or confidence), 0..1, NaN where a row has none."""
     import datashader as ds
     import datashader.transfer_functions as tf
 
-    return tf.shade(canvas.points(data, "x", "y", ds.mean("outlier_score")), cmap=OUTLIER_CMAP,
-                    min_alpha=min_alpha)
+    column, cmap = next(value for value in SCORES.values() if value[0] in data)
+    mean = canvas.points(data, "x", "y", ds.mean(column))
+    if column == "confidence":  # a confidence reads as itself: 0.5 is half way whatever the others are
+        return tf.shade(mean, cmap=cmap, how="linear", span=(0, 1), min_alpha=min_alpha)
+    return tf.shade(mean, cmap=cmap, min_alpha=min_alpha)
 
 
 def fade(image, alpha: float = FADE):
@@ -87,15 +94,15 @@ def fade(image, alpha: float = FADE):
 
 def shade_selection(canvas, data: pd.DataFrame):
     """The selected rows in their own colours, to draw over the faded map: ``data`` has x, y and
-    r, g, b (label colours, mixed per pixel as :func:`shade_labels` mixes them) or outlier_score.
+    r, g, b (label colours, mixed per pixel as :func:`shade_labels` mixes them) or a score.
     Alpha by count from ``SELECTED_MIN_ALPHA`` up, spread a little so that a few points show;
     transparent elsewhere."""
     import datashader.transfer_functions as tf
 
-    if "outlier_score" in data:
-        image = shade_scores(canvas, data, min_alpha=SELECTED_MIN_ALPHA)
-    else:
+    if "r" in data:
         image = shade_labels(canvas, data, min_alpha=SELECTED_MIN_ALPHA)
+    else:
+        image = shade_scores(canvas, data, min_alpha=SELECTED_MIN_ALPHA)
     return tf.dynspread(image, threshold=0.6, max_px=3)
 
 

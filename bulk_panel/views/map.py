@@ -14,7 +14,7 @@ import panel as pn
 import param
 
 from ..state import NOISE_COLOR, ResultsStore
-from ._shading import (FADE, OUTLIER_CMAP, fade, rgb255, rgb_element, shade_labels, shade_scores, shade_selection,
+from ._shading import (FADE, SCORES, fade, rgb255, rgb_element, shade_labels, shade_scores, shade_selection,
                        span, warm_datashader)
 
 __all__ = ["RASTERIZE_ABOVE", "ScatterView", "warm_datashader"]
@@ -44,8 +44,10 @@ class ScatterView(pn.viewable.Viewer):
         default=0.02, bounds=(0, 1), doc="Hover picks the nearest point within this share of the visible diagonal."
     )
     color_by = param.Selector(
-        default="label", objects=["label", "outlier score"],
-        doc="Colour points by their label, or by GLOSH outlier score (dark = typical, bright = unusual).",
+        default="label", objects=["label", "outlier score", "confidence"],
+        doc="Colour points by their label, by GLOSH outlier score (dark = typical, bright = unusual), or by "
+            "how sure their label is (green: the person's or a sure prediction; red: an unsure one; grey: a "
+            "cluster's).",
     )
 
     def __init__(self, **params):
@@ -137,9 +139,10 @@ class ScatterView(pn.viewable.Viewer):
                 "y": frame["y"].to_numpy(),
                 "label": pd.Categorical.from_codes(per_row, categories=list(colors)),
             })
-            if self.color_by == "outlier score":
-                data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=float)
-                colouring = dict(color="outlier_score", cmap=OUTLIER_CMAP, clim=(0, 1))
+            if self.color_by in SCORES:
+                column, cmap = SCORES[self.color_by]
+                data[column] = frame[column].to_numpy(dtype=float)
+                colouring = dict(color=column, cmap=cmap, clim=(0, 1), clipping_colors={"NaN": NOISE_COLOR})
             else:
                 # a number per point and a palette, not a colour string per point: Bokeh checks
                 # each string whenever the points are drawn again (a fade), numbers it does not;
@@ -165,8 +168,9 @@ class ScatterView(pn.viewable.Viewer):
         if self._raster_memo is None or self._raster_memo[0] != key:
             frame = self.store.frame
             data = {"x": frame["x"].to_numpy(), "y": frame["y"].to_numpy()}
-            if self.color_by == "outlier score":
-                data["outlier_score"] = frame["outlier_score"].to_numpy(dtype=np.float32)
+            if self.color_by in SCORES:
+                column = SCORES[self.color_by][0]
+                data[column] = frame[column].to_numpy(dtype=np.float32)
             else:
                 codes, names = self.store.label_codes()
                 rgb = np.array([rgb255(self.store.colors.get(name, NOISE_COLOR)) for name in names],
@@ -208,7 +212,7 @@ class ScatterView(pn.viewable.Viewer):
             return self._image_memo[1]  # the same view again (a first render asks twice)
         if self._shaded_memo is None or self._shaded_memo[0] != view:
             data = self._raster_data(version)
-            image = shade_scores(canvas, data) if self.color_by == "outlier score" else shade_labels(canvas, data)
+            image = shade_scores(canvas, data) if self.color_by in SCORES else shade_labels(canvas, data)
             self._shaded_memo = (view, tf.dynspread(image, threshold=0.6, max_px=3))
         image = self._shaded_memo[1]
         self._image_memo = (key, rgb_element(fade(image) if faded else image, canvas))
@@ -264,7 +268,7 @@ class ScatterView(pn.viewable.Viewer):
         tools = ["box_select", "lasso_select"]
         focus = hv.DynamicMap(pn.bind(self._focus, focus=store.param.focus))
         similar = hv.DynamicMap(pn.bind(self._similar, rows=store.param.similar))
-        by_outlier = self.color_by == "outlier score"
+        by_score = self.color_by in SCORES
         if self.rasterized:
             # one datashader pass per zoom, straight to an RGB image: no per-label cube, no
             # chain of HoloViews operations (see _map_image); a few images and markers need no
@@ -280,7 +284,7 @@ class ScatterView(pn.viewable.Viewer):
             highlight = hv.DynamicMap(pn.bind(self._highlight, version=self.param.selection_version))
             # colours come with the points (_points: the store's colours change with the frame)
             marker = dict(size=self.point_size, line_color="white", line_width=0.3, backend="bokeh")
-            shown = base.opts(colorbar=by_outlier, tools=tools + ["hover"],
+            shown = base.opts(colorbar=by_score, tools=tools + ["hover"],
                               hover_tooltips=[("file", "@name"), ("label", "@label")], **marker)
             # the selected rows as the map draws them, at full alpha whatever Bokeh's own box selects
             marked = highlight.opts(alpha=1.0, nonselection_alpha=1.0, selection_alpha=1.0, **marker)
