@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import panel as pn
 import pytest
 
 from bulk_panel.compute.results import load_results
@@ -168,6 +169,15 @@ def test_a_shared_page_carries_sources_and_confidences(tmp_path):
         assert by_path[path][0] == source and by_path[path][1] == pytest.approx(confidence, abs=1e-6)
     exported = pd.read_csv(io.BytesIO(shared.to_csv_bytes("all").getvalue()))
     assert set(exported.label_source) <= {"person", "prediction"} and len(exported) == 100
+    # the page says whose labels they are
+    from bulk_panel.share.app import StaticDashboard
+
+    page = StaticDashboard.from_bundle(tmp_path / "bundle")
+    counts = page.store.source_counts()
+    lines = [p.object for p in page.sidebar() if isinstance(p, pn.pane.Markdown) and "predicted" in str(p.object)]
+    assert lines == [f"**{counts['person']}** labelled by a person · **{counts['prediction']}** predicted · "
+                     "**0** not labelled yet"]
+    assert "confidence" in page.scatter.param.color_by.objects
 
 
 @pytest.mark.parametrize("rasterize_above", [10_000, 10])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bulk_panel.views import Dashboard, SuggestionsView
+from bulk_panel.views import Dashboard, SuggestionsView, source_line
 
 from helpers import chromium, dashboard_sessions, in_session, open_section, serving, wait_for_plot, wait_until
 
@@ -29,7 +29,7 @@ def test_learning_on_fills_the_page_least_certain_first_and_relearns_after_edits
     confidence = store.frame["confidence"].to_numpy()
     assert len(page) == 20 and page.index.tolist() == store.suggestion_rows()[:20].tolist()
     assert (np.diff(confidence[page.index]) >= 0).all() and set(page["label"]) <= {"kind 0", "kind 1"}
-    assert "**6** labelled by you · **234** predicted · **0** not labelled yet" in view._counts(store.frame)
+    assert source_line(store) == "**6** labelled by you · **234** predicted · **0** not labelled yet"
     label_rows(store, np.flatnonzero(truth == "kind 2")[:3], "kind 2")  # a new name: learnt at once
     assert "kind 2" in set(store.frame["label"][sources(store) == "prediction"])
 

@@ -20,7 +20,7 @@ import panel as pn
 import param
 
 from ..state import ResultsStore
-from ..views import Dashboard, text_pane
+from ..views import Dashboard, source_line, text_pane
 from .bundle import BUNDLE_DIR, THUMBS_FILE, BundledThumbnails, describe, read_bundle
 
 __all__ = ["StaticDashboard", "servable_page"]
@@ -29,7 +29,8 @@ __all__ = ["StaticDashboard", "servable_page"]
 class StaticDashboard(Dashboard):
     """The dashboard as a shared page: map (plain WebGL points), hover thumbnail, box and lasso
     selection → table, label summary, label chooser and edits, CSV download, the cluster
-    gallery, colouring by outlier score and "Show outliers".
+    gallery, colouring by outlier score or confidence, "Show outliers", and, for results with
+    learnt labels, how many labels a person gave and how many were predicted.
 
     Hidden, because a page has nothing behind them: the pipeline controls, "Save labels" (no
     results file), the Parquet download (no pyarrow in the browser) and the images zip (no
@@ -76,7 +77,13 @@ class StaticDashboard(Dashboard):
     def sidebar(self) -> list:
         note = text_pane(self.note, styles={"font-size": "12px"}, sizing_mode="stretch_width",
                          stylesheets=["pre { white-space: pre-wrap; overflow-wrap: anywhere; }"])
-        return [note, *super().sidebar()]
+        shared = [note]
+        if self.store.source_counts()["cluster"] < len(self.store.frame):  # labels by a person or predicted
+            # whose labels these are (the map colours them by confidence: Explore → confidence)
+            shared.append(pn.pane.Markdown(
+                pn.bind(lambda frame: source_line(self.store, person="labelled by a person"), self.store.param.frame),
+                styles={"font-size": "12px"}, sizing_mode="stretch_width"))
+        return [*shared, *super().sidebar()]
 
 
 def servable_page(folder: str | Path = BUNDLE_DIR) -> pn.Column:

@@ -25,7 +25,7 @@ from .dashboard import Dashboard
 from .downloads import EXPORTS_URL, Downloads
 from .galleries import ClusterGallery, DuplicatesView, ExploreTools, SimilarGallery
 from .labels import LabelTools
-from .learning import SuggestionsView
+from .learning import SuggestionsView, source_line
 from .map import ScatterView, warm_datashader
 from .page import served_page
 from .pipeline import PipelineControls
@@ -37,6 +37,6 @@ __all__ = [
     "ClusterGallery", "Dashboard", "Downloads", "DuplicatesView", "EXPORTS_URL", "ExploreTools", "HoverPreview",
     "ImagePreview", "LabelSummary", "LabelTools", "PipelineControls", "ScatterView",
     "SelectionTable", "ShownThumbnails", "SimilarGallery", "SuggestionsView", "THUMBS_URL", "figures_html", "served_page",
-    "shared_exports", "shared_results", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_cells",
+    "shared_exports", "shared_results", "source_line", "shared_thumbnails", "shown_hashes", "text_pane", "thumb_cells",
     "thumb_sources", "warm_datashader",
 ]

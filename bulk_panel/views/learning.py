@@ -19,7 +19,15 @@ from ..state import ResultsStore
 from ._thumbs import THUMBS_URL, shown_hashes, thumb_cells, thumb_formatter
 from .tables import THUMB_CSS
 
-__all__ = ["SuggestionsView"]
+__all__ = ["SuggestionsView", "source_line"]
+
+
+def source_line(store: ResultsStore, person: str = "labelled by you") -> str:
+    """The labels by source, as Markdown: "**120** labelled by you · **9,880** predicted · **0**
+    not labelled yet" (``person``: how to name the person's labels)."""
+    counts = store.source_counts() if store.frame is not None and len(store.frame) else {}
+    return (f"**{counts.get('person', 0):,}** {person} · **{counts.get('prediction', 0):,}** predicted · "
+            f"**{counts.get('cluster', 0):,}** not labelled yet")
 
 
 class SuggestionsView(pn.viewable.Viewer):
@@ -83,17 +91,12 @@ class SuggestionsView(pn.viewable.Viewer):
             except ValueError as exc:  # an empty label
                 self.store.message = str(exc)
 
-    def _counts(self, frame: pd.DataFrame) -> str:
-        counts = self.store.source_counts() if frame is not None and len(frame) else {}
-        return (f"**{counts.get('person', 0):,}** labelled by you · **{counts.get('prediction', 0):,}** predicted · "
-                f"**{counts.get('cluster', 0):,}** not labelled yet")
-
     def __panel__(self):
         if not self.store.can_learn():
             return pn.pane.Markdown("These results have no embeddings to learn from.", margin=(0, 10))
         return pn.Column(
             self.toggle,
-            pn.pane.Markdown(pn.bind(self._counts, self.store.param.frame), margin=(0, 10)),
+            pn.pane.Markdown(pn.bind(lambda frame: source_line(self.store), self.store.param.frame), margin=(0, 10)),
             pn.Row(self.accept_page, self.accept_sure, self.threshold),
             self.table, sizing_mode="stretch_width",
         )
