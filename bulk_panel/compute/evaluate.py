@@ -14,6 +14,7 @@ import numpy as np
 
 from .cluster import Clusterer
 from .project import Projector
+from .schema import cluster_label
 
 #: the seed app (bulk-image-clustering): 2-D UMAP with correlation, HDBSCAN mcs 8 / ms 5, and
 #: umap-learn's defaults for the rest (its epochs, 5 negative samples of weight 1, spectral start)
@@ -102,7 +103,7 @@ def simulate_labelling(
     from .learn import LabelLearner, least_certain
 
     truth = truth.astype(str)
-    labels = np.array([f"cluster {c}" if c >= 0 else "noise" for c in clusters], dtype=object)
+    labels = np.array([cluster_label(c) for c in clusters], dtype=object)
     person = np.zeros(len(truth), dtype=bool)
     confidence = np.zeros(len(truth), dtype=np.float32)
     ids, sizes = np.unique(clusters[clusters >= 0], return_counts=True)

@@ -91,18 +91,20 @@ class Learning(Labels):
         self._apply_labels(columns["label"], f"{n:,} labels predicted from yours.", record=False, columns=columns)
         return n
 
+    def _cannot_learn(self) -> bool:
+        if self.can_learn():
+            return False
+        self.message = "These results have no embeddings to learn from."
+        return True
+
     def learn(self) -> int:
         """Fit on the person's labels, predict every other row; returns how many were predicted."""
-        if not self.can_learn():
-            self.message = "These results have no embeddings to learn from."
-            return 0
-        return self._show_predictions(self._predict(self.frame))
+        return 0 if self._cannot_learn() else self._show_predictions(self._predict(self.frame))
 
     async def learn_async(self) -> int:
         """:meth:`learn` with the fitting in a worker thread; predictions made from labels that
         changed meanwhile are dropped (the next edit learns again). Returns rows predicted."""
-        if not self.can_learn():
-            self.message = "These results have no embeddings to learn from."
+        if self._cannot_learn():
             return 0
         frame = self.frame
         columns = await asyncio.to_thread(self._predict, frame)
