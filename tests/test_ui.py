@@ -140,6 +140,34 @@ def test_chooser_filters_table_and_relabel_recolours(served):
     page.close()
 
 
+#: In the page: count the selection table's rebuilds (a rebuild drops rows that arrive meanwhile)
+_COUNT_REBUILDS = """(() => {
+  const view = Bokeh.index.query_one(v => v.tabulator != null && v.model.columns.some(c => c.field == 'outlier_score'))
+  window.rebuilds = 0
+  const render = view.render.bind(view)
+  view.render = () => { window.rebuilds += 1; return render() }
+})()"""
+
+
+def test_a_selection_fills_the_table_without_rebuilding_it(served):
+    """A selection made from the Labels tab fills the Selection table, hidden meanwhile, and back
+    to none: its rows change, the table is never rebuilt (so no update can be lost in a rebuild)."""
+    url, made, browser = served
+    page = _open(browser, url + "synthetic")
+    store = made["synthetic"][-1].store
+    page.evaluate(_COUNT_REBUILDS)
+    label_summary(page).locator(".tabulator-row", has_text="cluster 1").first.click()
+    assert wait_until(lambda: store.selected_labels == ["cluster 1"])
+    page.locator(".bk-tab", has_text="Selection").click()
+    rows = selection_table(page).locator(".tabulator-row")
+    assert wait_until(lambda: rows.count() > 0)  # as many as the table's height shows
+    assert set(_selection_labels(page)) == {"cluster 1"}
+    page.get_by_role("button", name="Clear selection").click()
+    assert wait_until(lambda: len(store.selection) == 0) and wait_until(lambda: rows.count() == 0)
+    assert page.evaluate("window.rebuilds") == 0
+    page.close()
+
+
 def test_zip_download_holds_label_filename_entries(served):
     url, made, browser = served
     page = _open(browser, url + "real")

@@ -35,6 +35,27 @@ def test_table_follows_selection_and_labels(store):
     assert set(table.value["label"]) == set(store.selected_labels)
 
 
+def test_table_configuration_stays_when_its_rows_change():
+    """A Tabulator whose configuration changes is rebuilt in the browser (rows arriving meanwhile
+    are dropped): the selection and suggestion tables keep theirs from no rows to some and back."""
+    from bulk_panel.views.learning import SuggestionsView
+
+    store = ResultsStore(results=results_with_vectors(300))
+    tables = {"selection": SelectionTable(store=store).table, "suggestions": SuggestionsView(store=store).table}
+    models = {name: table.get_root() for name, table in tables.items()}
+    configurations = lambda: {name: dict(model.configuration) for name, model in models.items()}
+    first = configurations()
+    assert all(len(table.value) == 0 for table in tables.values())
+    for label, name in [("cluster 1", "owls"), ("cluster 2", "cats")]:
+        store.select_labels([label])
+        assert len(tables["selection"].value) > 0 and configurations() == first
+        store.relabel(name)
+    store.learn()
+    assert len(tables["suggestions"].value) > 0 and configurations() == first
+    store.clear_selection()
+    assert len(tables["selection"].value) == 0 and configurations() == first
+
+
 def test_row_click_focuses(store):
     view = SelectionTable(store=store)
     store.select_labels(["cluster 2"])

@@ -20,6 +20,7 @@ from ..state import ResultsStore
 from ._thumbs import THUMBS_URL, figures_html, shown_hashes, thumb_cells, thumb_formatter, thumb_sources
 from ._widgets import button
 from .map import ScatterView
+from .tables import typed
 
 __all__ = ["ClusterGallery", "DuplicatesView", "ExploreTools", "SimilarGallery"]
 
@@ -130,16 +131,15 @@ class DuplicatesView(pn.viewable.Viewer):
     thumbnails_url = param.String(default=THUMBS_URL, allow_None=True, doc="Thumbnail route prefix; None inlines.")
     thumbnails = param.ClassSelector(class_=ThumbnailCache, allow_None=True, doc="Thumbnails for inline mode.")
 
-    COLUMNS = ["thumb", "group", "name", "label", "kind", "similarity", "keep", "row"]
-    # the table's column types before the first search: Panel fixes each column's cell format from
-    # the first value's types and keeps it while the column names stay the same
-    DTYPES = {"thumb": str, "group": "int64", "name": str, "label": str, "kind": str, "similarity": "float64",
-              "keep": bool, "row": "int64"}
+    # the table's column types, before the first search too (see views.tables.typed)
+    TYPES = {"thumb": object, "group": "int64", "name": object, "label": object, "kind": object,
+             "similarity": "float64", "keep": bool, "row": "int64"}
+    COLUMNS = list(TYPES)
 
     def __init__(self, **params):
         super().__init__(**params)
         self.table = pn.widgets.Tabulator(
-            value=pd.DataFrame(columns=self.COLUMNS).astype(self.DTYPES), pagination="local", page_size=12,
+            value=typed(pd.DataFrame(columns=self.COLUMNS), self.TYPES), pagination="local", page_size=12,
             show_index=False, selectable=False, sizing_mode="stretch_width", layout="fit_data_stretch",
             formatters={"thumb": thumb_formatter(self.thumbnails_url, "40px"), "group": "plaintext",
                         "name": "plaintext", "label": "plaintext", "kind": "plaintext", "keep": {"type": "tickCross"},
@@ -159,7 +159,7 @@ class DuplicatesView(pn.viewable.Viewer):
         groups = await asyncio.to_thread(store.duplicates)
         rows = groups["row"].to_numpy(dtype=np.int64)
         thumbs = thumb_cells(shown_hashes(store, rows, self.thumbnails), self.thumbnails_url, self.thumbnails)
-        self.table.value = groups.assign(name=store.file_names(rows), thumb=thumbs)[self.COLUMNS]
+        self.table.value = typed(groups.assign(name=store.file_names(rows), thumb=thumbs), self.TYPES)
         store.message = (f"{groups['group'].nunique():,} groups, {int((~groups['keep']).sum()):,} images to drop "
                          f"(threshold {store.duplicate_threshold:.2f}).")
 

@@ -17,7 +17,7 @@ import param
 from ..compute.thumbs import ThumbnailCache
 from ..state import ResultsStore
 from ._thumbs import THUMBS_URL, shown_hashes, thumb_cells, thumb_formatter
-from .tables import THUMB_CSS
+from .tables import THUMB_CSS, typed
 
 __all__ = ["SuggestionsView", "source_line"]
 
@@ -41,7 +41,7 @@ class SuggestionsView(pn.viewable.Viewer):
     min_confidence = param.Number(default=0.9, bounds=(0.0, 1.0), step=0.05,
                                   doc="Accept every prediction at least this sure.")
 
-    COLUMNS = ["thumb", "name", "label", "confidence"]
+    TYPES = {"thumb": object, "name": object, "label": object, "confidence": "float64"}
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -77,11 +77,11 @@ class SuggestionsView(pn.viewable.Viewer):
     def _page(self, frame: pd.DataFrame) -> pd.DataFrame:
         rows = self.store.suggestion_rows()[: self.page_size] if frame is not None else []
         if not len(rows):
-            return pd.DataFrame({c: [] for c in self.COLUMNS})
+            return typed(pd.DataFrame({c: [] for c in self.TYPES}), self.TYPES)
         page = self.store.rows_frame(rows, ["label", "confidence", "content_hash"])
         hashes = shown_hashes(self.store, rows, self.thumbnails, frame=page)
-        return page.assign(thumb=thumb_cells(hashes, self.thumbnails_url, self.thumbnails),
-                           name=self.store.file_names(rows))[self.COLUMNS]
+        return typed(page.assign(thumb=thumb_cells(hashes, self.thumbnails_url, self.thumbnails),
+                                 name=self.store.file_names(rows)), self.TYPES)
 
     def _corrected(self, event) -> None:
         if event.column == "label" and 0 <= event.row < len(self.table.value):

@@ -13,10 +13,20 @@ from ..compute.thumbs import ThumbnailCache
 from ..state import ResultsStore
 from ._thumbs import THUMBS_URL, shown_hashes, thumb_cells, thumb_formatter
 
-__all__ = ["LabelSummary", "SelectionTable"]
+__all__ = ["LabelSummary", "SelectionTable", "typed"]
 
 #: a thumbnail keeps its aspect inside its column, however wide the image
 THUMB_CSS = ".tabulator-cell[tabulator-field='thumb'] img { max-width: 100%; object-fit: contain; }"
+
+
+def typed(frame: pd.DataFrame, types: dict) -> pd.DataFrame:
+    """``frame``'s columns ``types`` (names → dtypes), in that order and of those types.
+
+    A table's rows keep the same column types whatever they hold (none included): Panel sends
+    the Tabulator a new configuration when a column's type changes (an empty column is a float
+    one), and the browser then rebuilds the whole table, dropping rows that arrive meanwhile.
+    """
+    return frame[list(types)].astype(types)
 
 
 class SelectionTable(pn.viewable.Viewer):
@@ -34,7 +44,8 @@ class SelectionTable(pn.viewable.Viewer):
     inline_limit = param.Integer(default=300, doc="In inline mode, only this many rows get a thumbnail.")
     page_size = param.Integer(default=12, doc="Rows per page.")
 
-    COLUMNS = ["thumb", "name", "label", "probability", "outlier_score"]
+    TYPES = {"thumb": object, "name": object, "label": object, "probability": "float64", "outlier_score": "float64"}
+    COLUMNS = list(TYPES)
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -56,10 +67,10 @@ class SelectionTable(pn.viewable.Viewer):
 
     def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         if frame is None or "path" not in frame:
-            return pd.DataFrame({c: [] for c in self.COLUMNS})
+            frame = pd.DataFrame({"path": [], "name": [], "label": [], "probability": [], "outlier_score": []})
         hashes = shown_hashes(self.store, frame.index, self.thumbnails, frame=frame)
         thumbs = thumb_cells(hashes, self.thumbnails_url, self.thumbnails, limit=self.inline_limit)
-        return frame.assign(thumb=thumbs)[self.COLUMNS]
+        return typed(frame.assign(thumb=thumbs), self.TYPES)
 
     def _on_click(self, event) -> None:
         value = self.table.value
