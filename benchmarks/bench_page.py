@@ -141,24 +141,34 @@ def measure_ours(browser, results_path: Path, n: int) -> dict:
                 break
         out["server_start_s"] = round(time.perf_counter() - started, 2)
         page = _loads(browser, url, "canvas", ".tabulator", out)
-        selects, gaps = [], []
-        counter = page.locator("text=/[0-9,]+ of [0-9,]+ images selected/")
-        for k, (a, b) in enumerate(BOXES):
-            if k:
-                page.get_by_role("button", name="Clear selection").click()
-                counter.filter(has_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
-            start = _drag(page, "canvas", a, b)
-            # a count other than 0 ("1,660 of 10,000" contains "0 of 10,000")
-            counter.filter(has_not_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
-            t_count = time.perf_counter() - start
-            page.locator(".tabulator:has(.tabulator-col[tabulator-field='outlier_score']) .tabulator-row").first.wait_for(
-                timeout=60_000)
-            t_table = time.perf_counter() - start
-            selects.append(max(t_count, t_table))
-            gaps.append(abs(t_table - t_count))
+        selects, gaps = zip(*box_selects(page, BOXES))
         out["select_s"] = round(statistics.median(selects), 2)
         out["count_table_gap_s"] = round(max(gaps), 2)
         return _finish(page, proc, out)
+
+
+def box_selects(page, boxes, between=None) -> list[tuple[float, float]]:
+    """Box selects on our page's map, each from a cleared selection: for each box (corners as
+    shares of the canvas), (seconds from releasing the mouse until the count line and the
+    table's first row show the selection, the gap between those two). ``between()`` runs
+    before each box."""
+    out = []
+    counter = page.locator("text=/[0-9,]+ of [0-9,]+ images selected/")
+    for k, (a, b) in enumerate(boxes):
+        if between is not None:
+            between()
+        if k:
+            page.get_by_role("button", name="Clear selection").click()
+            counter.filter(has_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
+        start = _drag(page, "canvas", a, b)
+        # a count other than 0 ("1,660 of 10,000" contains "0 of 10,000")
+        counter.filter(has_not_text=re.compile(r"^\s*0 of")).first.wait_for(timeout=60_000)
+        t_count = time.perf_counter() - start
+        page.locator(".tabulator:has(.tabulator-col[tabulator-field='outlier_score']) .tabulator-row").first.wait_for(
+            timeout=60_000)
+        t_table = time.perf_counter() - start
+        out.append((max(t_count, t_table), abs(t_table - t_count)))
+    return out
 
 
 def seed_folder(work: Path, app: Path, n: int) -> Path:

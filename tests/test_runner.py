@@ -16,9 +16,10 @@ TIMEOUT = 180
 
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    """One real run (real model, UMAP, HDBSCAN) on 12 demo images, shared by the module."""
+@pytest.fixture(scope="module", params=["thread", "process"])
+def real_run(request, tmp_path_factory):
+    """One real run (real model, UMAP, HDBSCAN) on 12 demo images, shared by the module's tests:
+    in a thread of this process, and in a process of its own (as a served page runs it)."""
     root = tmp_path_factory.mktemp("runner")
     folder = demo_subset(root / "images", per_category=4)
     delivered, seen = [], []
@@ -27,12 +28,14 @@ def real_run(tmp_path_factory):
         folder=str(folder),
         allowed_roots=[str(root / "images")],
         on_results=delivered.append,
+        process=request.param == "process",
     )
     runner.param.watch(lambda e: seen.append((runner.stage, e.new)), "progress")
     thread = runner.run()
     assert thread is not None and runner.running
     assert runner.wait(TIMEOUT), "the run did not finish"
-    return runner, delivered, seen, folder
+    yield runner, delivered, seen, folder
+    runner.close()
 
 
 @pytest.mark.slow
@@ -51,7 +54,12 @@ def test_real_run_reports_progress_and_delivers_results(real_run):
     assert sorted(frame.path) == sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
     assert runner.message.startswith("done: 12 images")
     assert runner.pipeline.source.root == str(folder.resolve())
-    assert runner.pipeline.projector.reducer_ is not None  # the real UMAP ran
+    assert runner.pipeline.ran_ == ["scan", "embed", "project", "cluster"]
+    if runner.process:  # it ran elsewhere: the results came through a file in the cache
+        assert runner._worker.pid not in (None, os.getpid()) and runner._worker._process.is_alive()
+        assert list((Path(runner.pipeline.cache_dir) / "runs").glob("*.parquet"))
+    else:
+        assert runner.pipeline.projector.reducer_ is not None  # the real UMAP ran here
 
 
 @pytest.mark.slow
@@ -328,7 +336,9 @@ def test_an_allowed_extra_root_is_accepted(launched):
     for folder, extra_roots, real in ((str(extra / "more"), [extra], extra / "more"), (".", (), photos)):
         dashboard = make_dashboard(path, allowed_roots=extra_roots)
         runner = dashboard.runner
+        assert runner.process  # a served page runs its pipeline in a process of its own...
         runner.pipeline = fake = FakePipeline(outcome=synthetic_results(7))
+        runner.process = False  # ...and this fake one here
         fake.release.set()
         runner.folder = folder
         assert runner.run() is not None, runner.message

@@ -24,7 +24,8 @@ __all__ = ["FLAG_ALIASES", "DEFAULT_TEXT", "STAGE_PARAMETERS", "build_stages", "
 #: stage → (its class, the parameters a user may set), in pipeline order
 STAGE_PARAMETERS: dict[str, tuple[type, Sequence[str]]] = {
     "source": (ImageSource, ("recursive", "include_hidden")),
-    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half")),
+    "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half",
+                             "precision")),
     "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
     "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
 }

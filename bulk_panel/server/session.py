@@ -35,6 +35,7 @@ def make_dashboard(
     cache_dir: Optional[str] = None,
     settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
     incremental: bool = True,
+    process: bool = True,
     **dashboard_params,
 ) -> Dashboard:
     """A :class:`Dashboard` on results (a file or object) or on an image folder.
@@ -46,7 +47,8 @@ def make_dashboard(
     (Jupyter, where the user is the operator). Results whose image folder is unknown, with no
     extra roots, get no pipeline controls at all. The page's pipeline starts from ``settings``
     (stage → parameter → value, as :func:`~bulk_panel.compute.stages.build_stages` takes them;
-    a bad one raises ValueError), ``cache_dir`` and ``incremental``. Raises
+    a bad one raises ValueError), ``cache_dir`` and ``incremental``; it runs in a process of its
+    own unless ``process`` is False (see :class:`~bulk_panel.state.PipelineRunner`). Raises
     :class:`ResultsError` for a results file that cannot be read.
     """
     if isinstance(target, Results):
@@ -74,7 +76,10 @@ def make_dashboard(
             folder=str(folder or ""),
             allowed_roots=roots,
             on_results=on_results,
+            process=process,  # embedding and UMAP never stall the other sessions' selections
         )
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda context: runner.close())
     dashboard = Dashboard(store=store, runner=runner, **dashboard_params)
     if results is None:
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:

@@ -133,6 +133,11 @@ class PipelineRunner(param.Parameterized):
     message = param.String(default="", constant=True, doc="One line about the run: what it does, how it ended.")
     error = param.String(default="", constant=True, doc="The one-line reason the last run failed or was refused; empty if not.")
     results = param.Parameter(default=None, constant=True, doc="The Results of the last successful run.")
+    process = param.Boolean(
+        default=False,
+        doc="Run the pipeline in a process of its own, at a lower priority (a served page: the other "
+            "sessions stay responsive); kept for the next runs. False: in a thread of this process.",
+    )
 
     def __init__(self, **params):
         if params.get("pipeline") is None:
@@ -142,6 +147,7 @@ class PipelineRunner(param.Parameterized):
             self.folder = str(self.pipeline.source.root)
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self._worker = None  # the PipelineProcess, made on the first run with process=True
 
     # ---------------------------------------------------------------------------------
     def _set(self, **values) -> None:
@@ -215,9 +221,26 @@ class PipelineRunner(param.Parameterized):
 
         return report
 
+    def close(self) -> None:
+        """Stop the pipeline's process, if it has one (when the session ends)."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def _run_pipeline(self, todo: Sequence[str], refresh: bool):
+        report = self._progress_reporter(todo)
+        if not self.process:
+            return self.pipeline.run(progress=report, refresh=refresh)
+        from .process import PipelineProcess
+
+        if self._worker is None:
+            self._worker = PipelineProcess()
+        return self._worker.run(self.pipeline, refresh, report)
+
     def _work(self, root: Path, refresh: bool) -> None:
         from ..compute.embed import EmbedError
         from ..compute.pipeline import STAGES, PipelineError
+        from .process import PipelineProcessError
 
         start = time.perf_counter()
         try:
@@ -228,8 +251,8 @@ class PipelineRunner(param.Parameterized):
             if not stale:
                 refresh = True  # nothing changed: the user asks for a rescan
             todo = list(STAGES) if refresh else stale
-            results = pipeline.run(progress=self._progress_reporter(todo), refresh=refresh)
-        except (PipelineError, EmbedError) as exc:
+            results = self._run_pipeline(todo, refresh)
+        except (PipelineError, EmbedError, PipelineProcessError) as exc:
             self._finish_failed(str(exc))
             return
         except Exception as exc:  # keep the session alive whatever happens
