@@ -65,7 +65,8 @@ def main(argv=None) -> int:
             vectors[precision] = embedder.embeddings_
             engines[precision] = embedder._engine[2]
             calibrated_on = getattr(engines[precision], "images", 0)
-        x = np.ascontiguousarray(embedder._sample(files[:: max(1, len(files) // 512)], 512).numpy(), np.float32)
+        some = [str(args.folder / f) for f in files[:: max(1, len(files) // 512)]]
+        x = np.ascontiguousarray(embedder._sample(some, 512).numpy(), np.float32)
         source, dynamic = Path(tmp) / "float.onnx", Path(tmp) / "dynamic.onnx"
         source.write_bytes(engines["float32"].data)
         quantize_dynamic(str(source), str(dynamic), weight_type=QuantType.QInt8)

@@ -381,3 +381,35 @@ def test_serve_with_a_missing_allow_root_is_a_usage_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bulk_panel", "serve", str(path), "--allow-root", "/no/such/dir"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--allow-root '/no/such/dir': not a folder" in out.stderr
+
+
+@pytest.mark.slow
+def test_the_pipeline_process_says_why_it_refuses_recovers_from_a_kill_and_stops_when_idle(tmp_path):
+    """A served session's pipeline process: a refusal comes back as the pipeline's own one line;
+    a process killed between runs is replaced by the next run; an idle one stops by itself."""
+    import signal
+
+    from bulk_panel.compute.pipeline import PipelineError
+    from bulk_panel.state.process import PipelineProcess
+
+    worker = PipelineProcess(keep_s=None)
+    pipeline = small_pipeline(tmp_path / "cache")
+    (tmp_path / "empty").mkdir()
+    pipeline.source.root = str(tmp_path / "empty")
+    with pytest.raises(PipelineError, match="no image files in"):
+        worker.run(pipeline, refresh=False, progress=lambda *a: None)
+    first = worker.pid
+    os.kill(first, signal.SIGKILL)
+    worker._process.join(10)
+    pipeline.source.root = str(demo_subset(tmp_path / "images", per_category=2))
+    stages = []
+    results = worker.run(pipeline, refresh=False, progress=lambda stage, done, total: stages.append(stage))
+    assert worker.pid not in (None, first) and len(results.frame) == 6
+    assert {"scan", "embed", "project", "cluster"} <= set(stages) and pipeline.stale() == []
+    worker.keep_s = 0.5
+    pipeline.clusterer.min_cluster_size = 2
+    assert len(worker.run(pipeline, refresh=False, progress=lambda *a: None).frame) == 6
+    assert pipeline.ran_ == ["cluster"]  # the same process, its map kept
+    process = worker._process
+    process.join(30)
+    assert not process.is_alive() and worker.pid is None  # stopped once idle

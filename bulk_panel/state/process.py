@@ -2,8 +2,10 @@
 server's interpreter (or its cores, at a lower priority) while other sessions select and label.
 
 State layer (no Panel import). :class:`PipelineProcess` starts one spawned process on the first
-run and keeps it, with its :class:`~bulk_panel.compute.pipeline.Pipeline`, for the next runs:
-a change of clustering settings reclusters there without embedding or mapping again. Each run
+run and keeps it, with its :class:`~bulk_panel.compute.pipeline.Pipeline`, for the next runs
+until it has been idle :data:`KEEP_S` seconds: a change of clustering settings meanwhile
+reclusters there without embedding or mapping again (0.1 s for the demo, against 4.5 s for a
+new process, which holds about 1.1 GB once it has run: model, torch, numba, UMAP). Each run
 sends the settings of the session's pipeline; the process reports progress back, writes the
 results file (``<cache>/runs/<settings key>.parquet``) and the parent reads it.
 
@@ -26,6 +28,8 @@ log = logging.getLogger("bulk_panel")
 MIRRORED = ("_tokens", "ran_", "timings_", "map_info_")
 #: the process's scheduling priority above the server's (POSIX nice): sessions get the cores first
 NICENESS = 10
+#: seconds an idle process is kept for the session's next run, then stopped (its memory freed)
+KEEP_S = 300.0
 
 
 class PipelineProcessError(RuntimeError):
@@ -81,11 +85,13 @@ def _serve(conn, niceness: int) -> None:
 class PipelineProcess:
     """One process that runs a session's pipeline; see the module's docstring."""
 
-    def __init__(self, niceness: int = NICENESS):
+    def __init__(self, niceness: int = NICENESS, keep_s: Optional[float] = KEEP_S):
         self.niceness = niceness
+        self.keep_s = keep_s  # None: until close()
         self._process = None
         self._conn = None
         self._lock = threading.Lock()
+        self._idle: Optional[threading.Timer] = None
 
     @property
     def pid(self) -> Optional[int]:
@@ -111,36 +117,55 @@ class PipelineProcess:
         their tokens) onto ``pipeline``. A refusal raises the error the pipeline raised (its one
         line); a crash of the process raises :class:`PipelineProcessError`, and the next run
         starts a new process."""
+        with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
+            try:
+                return self._run(self._started(), pipeline, refresh, progress)
+            finally:
+                if self.keep_s is not None and self._process is not None:
+                    self._idle = threading.Timer(self.keep_s, self._stop_idle)
+                    self._idle.daemon = True
+                    self._idle.start()
+
+    def _stop_idle(self) -> None:
+        if self._lock.acquire(blocking=False):  # not while a run goes on
+            try:
+                self.close()
+            finally:
+                self._lock.release()
+
+    def _run(self, conn, pipeline, refresh: bool, progress):
         from ..compute.embed import EmbedError
         from ..compute.pipeline import PipelineError
         from ..compute.results import load_results
 
-        with self._lock:
-            conn = self._started()
-            conn.send((*_settings(pipeline), refresh))
-            while True:
-                try:
-                    message = conn.recv()
-                except (EOFError, OSError):
-                    code = self._process.exitcode if self._process is not None else None
-                    self._process = self._conn = None
-                    raise PipelineProcessError(f"the pipeline's process stopped (exit code {code})") from None
-                kind, *rest = message
-                if kind == "progress":
-                    progress(*rest)
-                elif kind == "done":
-                    path, fitted = rest
-                    for name, value in fitted.items():
-                        setattr(pipeline, name, value)
-                    return load_results(path)
-                else:
-                    error, text = rest
-                    if kind == "refused":
-                        raise (EmbedError if error == "EmbedError" else PipelineError)(text)
-                    raise PipelineProcessError(f"run failed: {error}: {text}")
+        conn.send((*_settings(pipeline), refresh))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                code = self._process.exitcode if self._process is not None else None
+                self._process = self._conn = None
+                raise PipelineProcessError(f"the pipeline's process stopped (exit code {code})") from None
+            kind, *rest = message
+            if kind == "progress":
+                progress(*rest)
+            elif kind == "done":
+                path, fitted = rest
+                for name, value in fitted.items():
+                    setattr(pipeline, name, value)
+                return load_results(path)
+            else:
+                error, text = rest
+                if kind == "refused":
+                    raise (EmbedError if error == "EmbedError" else PipelineError)(text)
+                raise PipelineProcessError(f"run failed: {error}: {text}")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the process (after its current run, or at once when it does not stop in ``timeout`` s)."""
+        if self._idle is not None:
+            self._idle.cancel()
         process, conn = self._process, self._conn
         self._process = self._conn = None
         if process is None:
