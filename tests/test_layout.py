@@ -38,7 +38,10 @@ def served(tmp_path_factory):
     made = []
 
     def build():
+        import panel as pn
+
         made.append(Dashboard(store=ResultsStore(results=results), thumbnails=thumbs))
+        made[-1].doc = pn.state.curdoc  # to change the store on the session's own event loop
         return made[-1].page()
 
     with serving({"layout": build}) as url, chromium() as browser:
@@ -99,4 +102,16 @@ def test_map_and_first_table_rows_in_view(served, width, height):
     page.locator(".bk-tab", has_text="Selection").click()
     if os.environ.get("BULK_PANEL_SCREENSHOTS"):  # docs/screenshots, made on purpose only
         page.screenshot(path=str(SHOTS / f"dashboard-{width}x{height}.png"))
+    # a selection across many labels: their chips scroll in a box, the labelling tools stay in view
+    def many_labels():
+        for row in range(0, 24, 2):
+            store.select_rows([row])
+            store.relabel(f"label {row:02d}")
+        store.select_rows(np.arange(total))
+
+    made[-1].doc.add_next_tick_callback(many_labels)  # as the page's own events would change it
+    page.locator(".choices__item--selectable", has_text="label 22 (1)").first.wait_for(timeout=30_000)
+    chips = page.locator(".choices__inner").first.bounding_box()
+    assert chips["height"] <= 0.25 * height, chips
+    assert _inside(page.get_by_role("button", name="Label selection").bounding_box(), width, height)
     page.close()

@@ -12,6 +12,10 @@ from ._widgets import button, on_demand, text_pane
 
 __all__ = ["LabelTools"]
 
+#: a selection that spans many labels lists their chips in a box that scrolls, below which the
+#: labelling tools stay in place
+CHOOSER_CSS = ".choices__inner { max-height: 8.5em; overflow-y: auto; }"
+
 
 class LabelTools(pn.viewable.Viewer):
     """The label chooser (synced with the selection) and the label edits: relabel, rename,
@@ -48,7 +52,7 @@ class LabelTools(pn.viewable.Viewer):
             store.param.selected_labels, label="Labels in the selection", placeholder="choose labels",
             description="Each count: the label's images in the map selection, before choosing labels "
                         "narrows it (all its images when nothing is selected or 'Only change selected' is off).",
-            sizing_mode="stretch_width",
+            sizing_mode="stretch_width", stylesheets=[CHOOSER_CSS],
         )
         store.param.watch(self._resend_chosen, "selected_labels", what="objects")
         self.save_button = pn.widgets.Button(
