@@ -33,11 +33,14 @@ def torch_vectors(batch):
 
 @pytest.fixture(scope="module")
 def exported(batch, tmp_path_factory):
-    """A folder holding the export, made once by an ONNX embedder; (folder, its vectors)."""
+    """A folder holding the export, made here by an ONNX embedder from this batch (not taken
+    from an export an earlier test left in this process); (folder, its vectors)."""
     folder = tmp_path_factory.mktemp("onnx")
-    onnx = Embedder(workers=0, backend="onnx")
-    vectors = onnx.embed_tensors(batch, folder=folder)
-    assert onnx.engine(batch, folder)[0] == "onnx"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embed_onnx, "_models", {})
+        onnx = Embedder(workers=0, backend="onnx")
+        vectors = onnx.embed_tensors(batch, folder=folder)
+        assert onnx.engine(batch, folder)[0] == "onnx"
     return folder, vectors
 
 
