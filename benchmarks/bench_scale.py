@@ -38,29 +38,9 @@ from typing import Optional
 
 import numpy as np
 
+from bulk_panel.compute.evaluate import jittered
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def jittered(embeddings: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` rows: the real embeddings, then copies of random ones with Gaussian noise of half
-    the median nearest-neighbour distance (each copy keeps its original's folder)."""
-    if n <= len(embeddings):
-        pick = np.random.default_rng(seed).choice(len(embeddings), n, replace=False)
-        return embeddings[pick], truth[pick]
-    from sklearn.neighbors import NearestNeighbors
-
-    rng = np.random.default_rng(seed)
-    sample = embeddings[rng.choice(len(embeddings), min(2000, len(embeddings)), replace=False)]
-    nn = NearestNeighbors(n_neighbors=2).fit(sample).kneighbors(sample)[0][:, 1]
-    sigma = 0.5 * float(np.median(nn)) / np.sqrt(embeddings.shape[1])
-    extra = rng.integers(0, len(embeddings), n - len(embeddings))
-    out = np.empty((n, embeddings.shape[1]), dtype=np.float32)
-    out[: len(embeddings)] = embeddings
-    for start in range(0, len(extra), 65_536):  # float32 noise, a block at a time (1M × 1280 in float64: 10 GB)
-        block = extra[start:start + 65_536]
-        noise = rng.standard_normal((len(block), embeddings.shape[1]), dtype=np.float32)
-        out[len(embeddings) + start:len(embeddings) + start + len(block)] = embeddings[block] + sigma * noise
-    return out, np.concatenate([truth, truth[extra]])
 
 
 def map_and_clusters(embeddings: np.ndarray, truth: np.ndarray, sizes=(10_000, 100_000), orders: int = 1) -> list[dict]:

@@ -287,17 +287,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Cluster quality against first-level folder names: defaults vs the seed's recipe."""
     import json
 
-    from .compute.evaluate import evaluate_recipes, folder_truth
+    from .compute.evaluate import evaluate_recipes
 
     for flag in ("actions", "page"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
-    pipeline = build_pipeline(args, Path(args.folder))
-    with _Bars(not args.quiet and not args.json) as bars:
-        pipeline.run(progress=bars, until="embed")
-    truth = folder_truth(pipeline.embedder.paths_)
-    if len(set(truth)) < 2:
-        raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
+    pipeline, truth = _embedded_with_truth(args)
     rows = evaluate_recipes(pipeline.embedder.embeddings_, truth, seed=pipeline.projector.seed)
     names = _name_match(pipeline.embedder.classes_, rows[0]["labels"], truth)  # rows[0]: bulk_panel's defaults
     labelling = None
@@ -325,6 +320,69 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             precision = "-" if row["precision"] is None else f"{row['precision']:.2f}"
             print(f"  agreement >= {100 * row['min_agreement']:3.0f}%:  {row['matched']}/{row['clusters']} right "
                   f"(precision {precision}), {100 * row['images']:.0f}% of clustered images")
+    return 0
+
+
+def _embedded_with_truth(args: argparse.Namespace):
+    """The pipeline of ``args.folder`` run until its embeddings, and each image's first-level
+    folder (the true groups); a usage error with fewer than two such folders."""
+    from .compute.evaluate import folder_truth
+
+    pipeline = build_pipeline(args, Path(args.folder))
+    with _Bars(not args.quiet and not args.json) as bars:
+        pipeline.run(progress=bars, until="embed")
+    truth = folder_truth(pipeline.embedder.paths_)
+    if len(set(truth)) < 2:
+        raise UsageError(f"{args.folder}: evaluation needs images in at least two first-level folders")
+    return pipeline, truth
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Map + clusters at scale: the defaults (a sample laid out above Projector.layout_rows
+    images) vs laying out every image, side by side on the same points."""
+    import json
+    import statistics
+
+    from .compute.evaluate import SCALE_RECIPES, scale_recipes
+
+    for flag, least in (("points", 2), ("orders", 1)):
+        if getattr(args, flag) < least:
+            raise UsageError(f"--{flag} must be at least {least}, not {getattr(args, flag)}")
+    pipeline, truth = _embedded_with_truth(args)
+    real = min(len(truth), args.points)
+    header = f"{'recipe':<13}{'order':>6}{'map':>9}{'clusters':>10}{'total':>9}{'ARI':>8}{'NMI':>7}{'groups':>8}{'noise':>8}"
+
+    def line(r: dict) -> str:
+        return (f"{r['recipe']:<13}{r['order']:>6}{r['map_seconds']:8.1f}s{r['cluster_seconds']:9.1f}s{r['seconds']:8.1f}s"
+                f"{r['ari']:8.3f}{r['nmi']:7.3f}{r['clusters']:8d}{100 * r['noise']:7.1f}%")
+
+    if not args.json:
+        print(f"{args.points:,} points: {real:,} images of {args.folder} in {len(set(truth))} folders"
+              + (f" and {args.points - real:,} jittered copies" if args.points > real else "")
+              + f"; ARI, NMI, groups and noise on the {real:,} images; model {pipeline.embedder.model}")
+        print(header)
+    recipes = {"bulk_panel": {"projector": {"layout_rows": pipeline.projector.layout_rows}, "clusterer": {}},
+               **{k: v for k, v in SCALE_RECIPES.items() if k != "bulk_panel"}}
+    rows = scale_recipes(pipeline.embedder.embeddings_, truth, args.points, args.orders, recipes, seed=pipeline.projector.seed,
+                         report=(lambda r: None) if args.json else (lambda r: print(line(r), flush=True)))
+    means = {}
+    for name in dict.fromkeys(r["recipe"] for r in rows):
+        mine = [r for r in rows if r["recipe"] == name]
+        means[name] = {key: statistics.fmean(r[key] for r in mine)
+                       for key in ("map_seconds", "cluster_seconds", "seconds", "ari", "nmi", "noise")}
+        means[name].update(recipe=name, order="mean", clusters=round(statistics.fmean(r["clusters"] for r in mine)),
+                           ari_min=min(r["ari"] for r in mine))
+    if args.json:
+        print(json.dumps({"folder": str(args.folder), "points": args.points, "real": real, "rows": rows,
+                          "means": means}, indent=2))
+        return 0
+    print("over", args.orders, "order" if args.orders == 1 else "orders")
+    for m in means.values():
+        print(line(m) + f"  (ARI min {m['ari_min']:.3f})")
+    first, *others = means.values()
+    for other in others:
+        print(f"{first['recipe']} takes {first['seconds'] / max(other['seconds'], 1e-9):.2f}x the time of {other['recipe']}; "
+              f"mean ARI {first['ari']:.3f} vs {other['ari']:.3f}")
     return 0
 
 
@@ -395,6 +453,22 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--page", type=int, default=50, help="suggestions per page (default 50)")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     add_pipeline_flags(evaluate)
+    bench = sub.add_parser(
+        "bench",
+        help="time map + clusters at scale: the defaults vs laying out every image",
+        description="Grow a folder's embeddings to --points with jittered copies of them (each keeps its "
+        "folder) and time map + clusters for bulk_panel's defaults (above the projector's layout_rows, a "
+        "sample laid out and the others placed into it) and for laying out every image, side by side on "
+        "the same points, with ARI and NMI on the folder's own images, for each order of the rows and "
+        "their mean.",
+    )
+    bench.add_argument("folder", help="folder whose first-level subfolders are the true groups")
+    bench.add_argument("--points", type=int, default=1_000_000, help="points mapped (default 1,000,000)")
+    bench.add_argument("--orders", type=int, default=1,
+                       help="draws of the copies, each in its own row order (default 1; ARI moves with the order)")
+    bench.add_argument("--json", action="store_true", help="print JSON for machines")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    add_pipeline_flags(bench)
     serve = sub.add_parser(
         "serve",
         help="open results (or a folder, run first) in the dashboard",
@@ -446,6 +520,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, Path(args.folder))
         if args.command == "evaluate":
             return cmd_evaluate(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "demo":

@@ -87,3 +87,37 @@ def test_evaluate_labelling_flags_must_be_positive(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bulk_panel", "evaluate", str(tmp_path), "--labelling", "--page", "0"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--page must be at least 1, not 0" in out.stderr
+
+
+@pytest.mark.slow
+def test_bench_cli_times_both_recipes_and_scores_the_real_images(tmp_path, cache_dir):
+    from bulk_panel.compute.evaluate import jittered
+
+    folder = variants_folder(tmp_path / "v", sources=3, per_source=8)
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "bench", str(folder), "--points", "900", "--orders", "2",
+                          "--layout-rows", "300", "--json", "--workers", "0"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["points"] == 900 and report["real"] == 24
+    rows = {(r["recipe"], r["order"]): r for r in report["rows"]}
+    assert set(rows) == {(name, order) for name in ("bulk_panel", "every image") for order in (0, 1)}
+    for r in report["rows"]:
+        assert r["n"] == 900 and r["map_seconds"] > 0 and abs(r["map_seconds"] + r["cluster_seconds"] - r["seconds"]) <= 0.11
+    for name, mean in report["means"].items():
+        assert mean["ari"] == pytest.approx(np.mean([rows[name, o]["ari"] for o in (0, 1)]))
+
+    # order 0 of "every image", recomputed: the real images come first, and only they are scored
+    paths = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.jpg"))
+    emb = Embedder(workers=0).fit(folder, paths, cache_dir)
+    truth = folder_truth(emb.paths_)
+    x, t = jittered(emb.embeddings_, truth, 900, seed=0)
+    assert (t[:24] == truth).all()
+    labels = Clusterer().fit(Projector(layout_rows=None).fit(x).cluster_space_).labels_
+    assert rows["every image", 0]["ari"] == adjusted_rand_score(truth, labels[:24])
+    assert rows["every image", 0]["clusters"] == len(set(labels[:24]) - {-1})
+
+
+def test_bench_cli_refuses_too_few_points(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bulk_panel", "bench", str(tmp_path), "--points", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--points must be at least 2, not 1" in out.stderr

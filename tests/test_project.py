@@ -79,3 +79,41 @@ def test_negative_sampling_settings_reach_umap_and_change_the_layout(monkeypatch
     weaker = Projector(pca_dims=16, map_epochs=30, init="pca", repulsion_strength=1.0).fit(x)
     assert weaker.reducer_.repulsion_strength == 1.0
     assert not np.allclose(large.xy_, weaker.xy_)  # the weight is used, not only stored
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cluster_dims", [2, 3])
+def test_above_layout_rows_a_sample_is_laid_out_and_the_rest_placed_and_clustered(cluster_dims):
+    from sklearn.metrics import adjusted_rand_score
+
+    from bulk_panel.compute.cluster import Clusterer
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(5, 32)) * 6
+    truth = rng.integers(0, 5, 1500)
+    x = (centres[truth] + rng.normal(size=(1500, 32))).astype(np.float32)
+    proj = Projector(pca_dims=16, layout_rows=600, cluster_dims=cluster_dims).fit(x)
+    sample = proj.laid_out_
+    assert len(sample) == len(np.unique(sample)) == 600 and (np.diff(sample) > 0).all()
+    assert proj.xy_.shape == (1500, 2) and np.isfinite(proj.xy_).all()
+    assert proj.cluster_space_.shape == (1500, cluster_dims) and np.isfinite(proj.cluster_space_).all()
+    np.testing.assert_allclose(proj.xy_[sample], proj.reducer_.embedding_)  # the laid-out rows as fitted
+    rest = np.setdiff1d(np.arange(1500), sample)
+    # each placed point lands among its own group: its nearest laid-out point on the map shares it
+    from sklearn.neighbors import NearestNeighbors
+
+    near = NearestNeighbors(n_neighbors=1).fit(proj.xy_[sample]).kneighbors(proj.xy_[rest])[1][:, 0]
+    assert (truth[sample][near] == truth[rest]).mean() > 0.95
+
+    clusterer = Clusterer(min_cluster_size=20).fit(proj.cluster_space_, sample=sample)
+    assert clusterer.labels_.shape == clusterer.probabilities_.shape == clusterer.outlier_scores_.shape == (1500,)
+    assert adjusted_rand_score(truth[sample], clusterer.labels_[sample]) > 0.9
+    assert adjusted_rand_score(truth[rest], clusterer.labels_[rest]) > 0.9
+    # HDBSCAN saw the sample alone; the rest are assigned as predict assigns new points
+    on_sample = Clusterer(min_cluster_size=20).fit(proj.cluster_space_[sample])
+    np.testing.assert_array_equal(on_sample.labels_, clusterer.labels_[sample])
+    np.testing.assert_array_equal(on_sample.predict(proj.cluster_space_[rest])[0], clusterer.labels_[rest])
+    assert len(clusterer.points_) == 1500  # and later points are compared with every point
+
+    whole = Projector(pca_dims=16, layout_rows=None).fit(x)
+    assert whole.laid_out_ is None and whole.reducer_.embedding_.shape == (1500, 2)

@@ -157,6 +157,31 @@ def test_umap_transform_asks_the_index_only_for_angular_trees_and_query():
            f"asks for {sorted(asked - {'_angular_trees', 'query'})} too", UMAP_BREAKS)
 
 
+def test_the_vectorised_graph_transform_start_equals_umaps_own():
+    import scipy.sparse
+    from umap import umap_
+
+    upstream.replace_graph_transform_start()
+    expect(umap_.init_graph_transform is upstream.init_graph_transform, "umap-learn",
+           "umap.umap_.init_graph_transform", "could not be replaced", "placing many new points is slower")
+    original = upstream.REPLACED["umap.umap_.init_graph_transform"]
+    rng = np.random.default_rng(0)
+    rows, k = 300, 6
+    cols = rng.integers(0, 500, size=(rows, k))
+    vals = rng.uniform(0.05, 0.99, size=(rows, k)).astype(np.float32)
+    vals[::7, 2] = 1.0   # an exact match (strength 1) part-way along some rows
+    vals[::7, 4] = 1.0   # and a later one: the first counts
+    vals[5::11] = 0.0    # rows without neighbours
+    graph = scipy.sparse.coo_matrix((vals.ravel(), (np.repeat(np.arange(rows), k), cols.ravel())),
+                                    shape=(rows, 500)).tocsr()
+    graph.eliminate_zeros()
+    embedding = rng.normal(size=(500, 2)).astype(np.float32)
+    ours, theirs = upstream.init_graph_transform(graph, embedding), original(graph, embedding)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert np.isnan(theirs).any() and (np.isnan(ours) == np.isnan(theirs)).all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
 def test_the_stand_in_index_fails_loudly_on_anything_else_and_pickles():
     index = ExactNeighbours(np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), "cosine")
     assert index._angular_trees is False

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import param
@@ -62,8 +63,12 @@ class Clusterer(param.Parameterized):
     #: parameters that change the clusters (naming happens when results are assembled)
     result_params = ("min_cluster_size", "min_samples", "selection_method", "epsilon")
 
-    def fit(self, points: np.ndarray) -> "Clusterer":
-        """Cluster ``points`` (n × d)."""
+    def fit(self, points: np.ndarray, sample: Optional[np.ndarray] = None) -> "Clusterer":
+        """Cluster ``points`` (n × d); with ``sample`` (row numbers), HDBSCAN clusters those
+        rows and the others are assigned as :meth:`predict` assigns new points (a map laid out
+        on a sample: ``Projector.laid_out_``)."""
+        if sample is not None and len(sample) < len(points):
+            return self._fit_sample(np.asarray(points, dtype=np.float32), np.asarray(sample))
         n = len(points)
         mcs = self.min_cluster_size or auto_min_cluster_size(n)
         self.min_cluster_size_ = mcs
@@ -82,6 +87,19 @@ class Clusterer(param.Parameterized):
         self.probabilities_ = np.nan_to_num(model.probabilities_).astype(np.float32)
         # GLOSH is undefined (NaN) for points whose neighbourhood is all duplicates
         self.outlier_scores_ = np.nan_to_num(model.outlier_scores_, nan=0.0).astype(np.float32)
+        return self
+
+    def _fit_sample(self, points: np.ndarray, sample: np.ndarray) -> "Clusterer":
+        rest = np.ones(len(points), bool)
+        rest[sample] = False
+        self.fit(points[sample])
+        added = self.predict(points[rest])
+        for name, fitted, more in zip(("labels_", "probabilities_", "outlier_scores_"),
+                                      (self.labels_, self.probabilities_, self.outlier_scores_), added):
+            out = np.empty(len(points), fitted.dtype)
+            out[sample], out[rest] = fitted, more
+            setattr(self, name, out)
+        self.points_ = points  # every point has its cluster now: predict compares with them all
         return self
 
     def hdbscan_options(self, n: int, dims: int) -> dict:

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .cluster import Clusterer
-from .project import Projector
+from .project import LAYOUT_ROWS, SMALL_KNN, Projector
 from .schema import cluster_label
 
 #: the seed app (bulk-image-clustering): 2-D UMAP with correlation, HDBSCAN mcs 8 / ms 5, and
@@ -27,6 +27,9 @@ SEED_RECIPE = {
 #: bulk_panel's own defaults
 DEFAULT_RECIPE: dict = {"projector": {}, "clusterer": {}}
 RECIPES = {"bulk_panel": DEFAULT_RECIPE, "seed": SEED_RECIPE}
+#: at scale: the defaults (above ``Projector.layout_rows`` images, a sample laid out and the rest
+#: placed) against laying out every image
+SCALE_RECIPES = {"bulk_panel": DEFAULT_RECIPE, "every image": {"projector": {"layout_rows": None}, "clusterer": {}}}
 
 
 def folder_truth(paths: Sequence[str]) -> np.ndarray:
@@ -60,11 +63,70 @@ def evaluate_recipes(
         Clusterer(**recipe["clusterer"]).fit(Projector(**{"seed": seed, **recipe["projector"]}).fit(warm).cluster_space_)
         start, cpu = time.perf_counter(), time.process_time()
         projector = Projector(**{"seed": seed, **recipe["projector"]}).fit(embeddings)
-        clusterer = Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_)
+        clusterer = Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
         seconds = time.perf_counter() - start
         rows.append({"recipe": name, **score(truth, clusterer.labels_), "seconds": round(seconds, 2),
                      "cpu_seconds": round(time.process_time() - cpu, 2),
                      "n": int(len(embeddings)), "labels": clusterer.labels_})
+    return rows
+
+
+def jittered(embeddings: np.ndarray, truth: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows: the real embeddings, then copies of random ones with Gaussian noise of half
+    the median nearest-neighbour distance (each copy keeps its original's folder)."""
+    if n <= len(embeddings):
+        pick = np.random.default_rng(seed).choice(len(embeddings), n, replace=False)
+        return embeddings[pick], truth[pick]
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(seed)
+    sample = embeddings[rng.choice(len(embeddings), min(2000, len(embeddings)), replace=False)]
+    nn = NearestNeighbors(n_neighbors=2).fit(sample).kneighbors(sample)[0][:, 1]
+    sigma = 0.5 * float(np.median(nn)) / np.sqrt(embeddings.shape[1])
+    extra = rng.integers(0, len(embeddings), n - len(embeddings))
+    out = np.empty((n, embeddings.shape[1]), dtype=np.float32)
+    out[: len(embeddings)] = embeddings
+    for start in range(0, len(extra), 65_536):  # float32 noise, a block at a time (1M × 1280 in float64: 10 GB)
+        block = extra[start:start + 65_536]
+        noise = rng.standard_normal((len(block), embeddings.shape[1]), dtype=np.float32)
+        out[len(embeddings) + start:len(embeddings) + start + len(block)] = embeddings[block] + sigma * noise
+    return out, np.concatenate([truth, truth[extra]])
+
+
+def scale_recipes(embeddings: np.ndarray, truth: np.ndarray, points: int, orders: int = 1,
+                  recipes: Optional[dict] = None, seed: Optional[int] = 42, report=print) -> list[dict]:
+    """Map + clusters of ``points`` rows (the real ``embeddings`` and :func:`jittered` copies),
+    per recipe and order: each order its own copies, in its own row order. One row each:
+    recipe, order, map and cluster seconds, and ARI, NMI, clusters and noise on the real rows
+    alone (the copies form tight knots of ~``points / len(embeddings)`` that mean nothing).
+    ``report(row)`` is called as each row is done. numba compiles on a subset first."""
+    recipes = recipes or SCALE_RECIPES
+    rng = np.random.default_rng(0)
+    warm = embeddings[rng.choice(len(embeddings), size=min(len(embeddings), 4500), replace=False)]
+    for recipe in recipes.values():  # a sampled layout's placement compiles too
+        settings = {"seed": seed, **recipe["projector"]}
+        if settings.get("layout_rows", LAYOUT_ROWS) and len(warm) > 2 * SMALL_KNN:
+            settings["layout_rows"] = len(warm) // 2
+        projector = Projector(**settings).fit(warm)
+        Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
+    rows = []
+    for order in range(orders):
+        x, t = jittered(embeddings, truth, points, seed=order)
+        real = np.arange(len(x)) < min(len(embeddings), points)
+        perm = np.random.default_rng(order).permutation(len(x)) if order else np.arange(len(x))
+        x, t, real = x[perm], t[perm], real[perm]
+        for name, recipe in recipes.items():
+            start = time.perf_counter()
+            projector = Projector(**{"seed": seed, **recipe["projector"]}).fit(x)
+            mapped = time.perf_counter()
+            clusterer = Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
+            done = time.perf_counter()
+            row = {"recipe": name, "order": order, "n": len(x), "map_seconds": round(mapped - start, 1),
+                   "cluster_seconds": round(done - mapped, 1), "seconds": round(done - start, 1),
+                   **score(t[real], clusterer.labels_[real])}
+            rows.append(row)
+            report(row)
+        del x
     return rows
 
 

@@ -210,7 +210,7 @@ class Pipeline(param.Parameterized):
         def clustered():
             state = placed.get("state")
             if state is None or state["cluster"] != tokens["cluster"]:
-                self.clusterer.fit(self.projector.cluster_space_)
+                self.clusterer.fit(self.projector.cluster_space_, sample=getattr(self.projector, "laid_out_", None))
                 return
             index, new = placed["index"], placed["new"]
             clu = self.clusterer.restore(state["cluster_space"], state["labels"], state["probabilities"],

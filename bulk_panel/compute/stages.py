@@ -26,7 +26,7 @@ STAGE_PARAMETERS: dict[str, tuple[type, Sequence[str]]] = {
     "source": (ImageSource, ("recursive", "include_hidden")),
     "embedder": (Embedder, ("model", "weights", "batch_size", "device", "workers", "dask", "max_pixels", "backend", "half",
                              "precision")),
-    "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed")),
+    "projector": (Projector, ("cluster_dims", "n_neighbors", "min_dist", "metric", "pca_dims", "seed", "layout_rows")),
     "clusterer": (Clusterer, ("min_cluster_size", "min_samples", "selection_method", "epsilon", "suggest_names")),
 }
 #: flags spelled other than ``--name-with-dashes``
