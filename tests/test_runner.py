@@ -413,3 +413,22 @@ def test_the_pipeline_process_says_why_it_refuses_recovers_from_a_kill_and_stops
     process = worker._process
     process.join(30)
     assert not process.is_alive() and worker.pid is None  # stopped once idle
+
+
+def test_an_idle_timer_that_fires_as_a_run_ends_still_stops_the_process(monkeypatch):
+    """The idle stop waits for a run that is still ending (it holds the lock) instead of giving up."""
+    import time
+
+    from bulk_panel.state.process import PipelineProcess
+
+    worker = PipelineProcess(keep_s=0.05)
+    closed = threading.Event()
+    monkeypatch.setattr(worker, "_started", lambda: None)
+    monkeypatch.setattr(worker, "_run", lambda conn, pipeline, refresh, progress: "results")
+    monkeypatch.setattr(worker, "close", closed.set)
+    worker._process = object()  # a process is held
+    assert worker.run(None, refresh=False, progress=None) == "results"
+    with worker._lock:  # the run's end, slowed: the timer fires meanwhile
+        time.sleep(0.3)
+        assert not closed.is_set()
+    assert closed.wait(5)

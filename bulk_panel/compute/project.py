@@ -9,8 +9,11 @@
 The defaults were measured against the seed app's recipe on Fashion-MNIST (README,
 Performance): PCA fitted on a sample, one neighbour graph, one 2-D layout started from the
 principal components, 100 epochs, and from 4,096 points up 3 negative samples of weight 1.5.
-With ``cluster_dims > 2`` both UMAP runs share the neighbour graph. umap-learn and numba are
-imported lazily; what this relies on of them beyond their public API is in :mod:`.upstream`.
+With ``cluster_dims > 2`` both UMAP runs share the neighbour graph. Above ``layout_rows``
+(200,000) images, a seeded sample of that many is laid out and the others are placed into it
+as new images are placed into a saved map (a 1M-image map in about a quarter of the time).
+umap-learn and numba are imported lazily; what this relies on of them beyond their public
+API is in :mod:`.upstream`.
 
 >>> xy, space = projector.transform(more_embeddings)   # new points into the fitted map;
 ...                                                     # the fitted points do not move

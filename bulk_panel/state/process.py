@@ -120,20 +120,22 @@ class PipelineProcess:
         with self._lock:
             if self._idle is not None:
                 self._idle.cancel()
+                self._idle = None
             try:
                 return self._run(self._started(), pipeline, refresh, progress)
             finally:
                 if self.keep_s is not None and self._process is not None:
-                    self._idle = threading.Timer(self.keep_s, self._stop_idle)
-                    self._idle.daemon = True
-                    self._idle.start()
+                    timer = threading.Timer(self.keep_s, lambda: self._stop_idle(timer))
+                    timer.daemon = True
+                    self._idle = timer
+                    timer.start()
 
-    def _stop_idle(self) -> None:
-        if self._lock.acquire(blocking=False):  # not while a run goes on
-            try:
+    def _stop_idle(self, timer: threading.Timer) -> None:
+        # waits for the lock (a run that is ending still holds it), then stops the process unless
+        # a run began since this timer was set (that run set its own timer)
+        with self._lock:
+            if self._idle is timer:
                 self.close()
-            finally:
-                self._lock.release()
 
     def _run(self, conn, pipeline, refresh: bool, progress):
         from ..compute.embed import EmbedError
