@@ -1,14 +1,14 @@
 """Many browser sessions on one results file: the server's memory per extra session, and box
 select → table in one session while the others select (printed, not asserted).
 
-    python -m benchmarks.bench_load [--points 1000000] [--sessions 10] [--selects 20]
+    python -m benchmarks.bench_load [--points 1000000] [--pages 10] [--selects 10]
 
 ``bulk-panel serve`` on synthetic results (``benchmarks.bench_ui.synthetic_results``) in a
 process of its own; Chromium (1400×1000) through Playwright's async API, on 127.0.0.1 only.
 
-1. **Memory**: ``--sessions`` pages opened one after the other (each kept open, ready = the
+1. **Memory**: ``--pages`` pages opened one after the other (each kept open, ready = the
    map's canvas and a table drawn); the server's resident memory after each. Per extra session
-   = (after the last − after the first) ÷ (sessions − 1).
+   = (after the last − after the first) ÷ (pages − 1).
 2. **Selecting alone**: the first session box-selects ``--selects`` times, the others idle.
 3. **Selecting together**: the same, while every other session box-selects in a loop.
 
@@ -101,7 +101,7 @@ async def measure(args, url: str, pid: int) -> dict:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=args.chromium, args=ARGS)
         pages = []
-        for _ in range(args.sessions):
+        for _ in range(args.pages):
             page = await browser.new_page(viewport=VIEWPORT)
             await _ready(page, url)
             pages.append(page)
@@ -121,8 +121,8 @@ async def measure(args, url: str, pid: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=1_000_000)
-    parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--selects", type=int, default=20)
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--selects", type=int, default=10)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,14 +135,14 @@ def main(argv=None) -> int:
             _wait_http(url, proc)
             out = asyncio.run(measure(args, url, proc.pid))
     rss = out["rss_mb"]
-    per = (rss[args.sessions - 1] - rss[0]) / max(args.sessions - 1, 1)
-    print(f"{args.points:,} points, {args.sessions} sessions, {args.selects} timed box selects")
+    per = (rss[args.pages - 1] - rss[0]) / max(args.pages - 1, 1)
+    print(f"{args.points:,} points, {args.pages} sessions, {args.selects} timed box selects")
     print("| what | figure |")
     print("|---|---|")
-    print(f"| server memory: 1 session / {args.sessions} sessions | {rss[0]:,.0f} / {rss[args.sessions - 1]:,.0f} MB |")
+    print(f"| server memory: 1 session / {args.pages} sessions | {rss[0]:,.0f} / {rss[args.pages - 1]:,.0f} MB |")
     print(f"| per extra session | {per:,.0f} MB |")
     print(f"| box select → table, alone: median / p95 | {_summary(out['alone'])} |")
-    print(f"| the same while {args.sessions - 1} others select ({out['other_selects']} selects): median / p95 "
+    print(f"| the same while {args.pages - 1} others select ({out['other_selects']} selects): median / p95 "
           f"| {_summary(out['together'])} |")
     print(f"| server memory after the selects | {rss[-1]:,.0f} MB |")
     return 0
