@@ -11,7 +11,7 @@ Performance): PCA fitted on a sample, one neighbour graph, one 2-D layout starte
 principal components, 100 epochs, and from 4,096 points up 3 negative samples of weight 1.5.
 With ``cluster_dims > 2`` both UMAP runs share the neighbour graph. Above ``layout_rows``
 (200,000) images, a seeded sample of that many is laid out and the others are placed into it
-as new images are placed into a saved map (a 1M-image map in about a quarter of the time).
+as new images are placed into a saved map (map + clusters of 1M images in a fifth of the time).
 umap-learn and numba are imported lazily; what this relies on of them beyond their public
 API is in :mod:`.upstream`.
 
@@ -39,7 +39,7 @@ SMALL_KNN = 256
 EXACT_KNN = 16_384
 TRANSFORM_EPOCHS = 200
 #: above this many points the map is laid out on a seeded sample of this many and the rest are
-#: placed into it (:attr:`Projector.layout_rows`): a 1M-point map in ~110 s instead of ~340 s
+#: placed into it (:attr:`Projector.layout_rows`): map + clusters of 1M points in 101 s against 517 s
 LAYOUT_ROWS = 200_000
 PLACE_EPOCHS = 10  # optimisation epochs of the points placed into a sampled layout
 PROJECT_ROWS = 65_536  # rows normalised and projected at a time
