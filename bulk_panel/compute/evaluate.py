@@ -49,6 +49,19 @@ def score(truth: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def _warm_up(embeddings: np.ndarray, recipe: dict, seed: Optional[int]) -> None:
+    """Map and cluster a 4,500-row subset with ``recipe``, so that numba's compilation is not
+    timed; a recipe that lays out a sample above ``layout_rows`` does so here too (its placement
+    compiles as well)."""
+    rng = np.random.default_rng(0)
+    warm = embeddings[rng.choice(len(embeddings), size=min(len(embeddings), 4500), replace=False)]
+    settings = {"seed": seed, **recipe["projector"]}
+    if settings.get("layout_rows", LAYOUT_ROWS) and len(warm) > 2 * SMALL_KNN:
+        settings["layout_rows"] = len(warm) // 2
+    projector = Projector(**settings).fit(warm)
+    Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
+
+
 def evaluate_recipes(
     embeddings: np.ndarray, truth: np.ndarray, recipes: Optional[dict] = None, seed: Optional[int] = 42
 ) -> list[dict]:
@@ -56,11 +69,8 @@ def evaluate_recipes(
     clusters, after a warm-up on a subset so that numba's compile time is not counted; CPU
     time, summed over threads, is the steadier figure on a shared machine)."""
     rows = []
-    rng = np.random.default_rng(0)
-    warm = embeddings[rng.choice(len(embeddings), size=min(len(embeddings), 4500), replace=False)]
     for name, recipe in (recipes or RECIPES).items():
-        # compile numba code paths first, so neither recipe's time includes the JIT
-        Clusterer(**recipe["clusterer"]).fit(Projector(**{"seed": seed, **recipe["projector"]}).fit(warm).cluster_space_)
+        _warm_up(embeddings, recipe, seed)  # numba compiles first: no recipe's time includes the JIT
         start, cpu = time.perf_counter(), time.process_time()
         projector = Projector(**{"seed": seed, **recipe["projector"]}).fit(embeddings)
         clusterer = Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
@@ -101,20 +111,15 @@ def scale_recipes(embeddings: np.ndarray, truth: np.ndarray, points: int, orders
     alone (the copies form tight knots of ~``points / len(embeddings)`` that mean nothing).
     ``report(row)`` is called as each row is done. numba compiles on a subset first."""
     recipes = recipes or SCALE_RECIPES
-    rng = np.random.default_rng(0)
-    warm = embeddings[rng.choice(len(embeddings), size=min(len(embeddings), 4500), replace=False)]
-    for recipe in recipes.values():  # a sampled layout's placement compiles too
-        settings = {"seed": seed, **recipe["projector"]}
-        if settings.get("layout_rows", LAYOUT_ROWS) and len(warm) > 2 * SMALL_KNN:
-            settings["layout_rows"] = len(warm) // 2
-        projector = Projector(**settings).fit(warm)
-        Clusterer(**recipe["clusterer"]).fit(projector.cluster_space_, sample=projector.laid_out_)
+    for recipe in recipes.values():
+        _warm_up(embeddings, recipe, seed)
     rows = []
     for order in range(orders):
         x, t = jittered(embeddings, truth, points, seed=order)
         real = np.arange(len(x)) < min(len(embeddings), points)
-        perm = np.random.default_rng(order).permutation(len(x)) if order else np.arange(len(x))
-        x, t, real = x[perm], t[perm], real[perm]
+        if order:  # order 0 keeps the rows as drawn (no second copy of them)
+            perm = np.random.default_rng(order).permutation(len(x))
+            x, t, real = x[perm], t[perm], real[perm]
         for name, recipe in recipes.items():
             start = time.perf_counter()
             projector = Projector(**{"seed": seed, **recipe["projector"]}).fit(x)
