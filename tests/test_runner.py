@@ -410,9 +410,9 @@ def test_the_pipeline_process_says_why_it_refuses_recovers_from_a_kill_and_stops
     pipeline.clusterer.min_cluster_size = 2
     assert len(worker.run(pipeline, refresh=False, progress=lambda *a: None).frame) == 6
     assert pipeline.ran_ == ["cluster"]  # the same process, its map kept
-    process = worker._process
-    process.join(30)
-    assert not process.is_alive() and worker.pid is None  # stopped once idle
+    process, timer = worker._process, worker._idle
+    timer.join(30)  # the idle stop joins the process; a second join here could race it for the exit status
+    assert not timer.is_alive() and worker.pid is None and not process.is_alive()  # stopped once idle
 
 
 def test_an_idle_timer_that_fires_as_a_run_ends_still_stops_the_process(monkeypatch):

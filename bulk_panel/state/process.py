@@ -177,6 +177,8 @@ class PipelineProcess:
         except (OSError, ValueError):
             pass
         process.join(timeout)
-        if process.is_alive():
-            process.terminate()
+        for stop in (process.terminate, process.kill):
+            if not process.is_alive():
+                break
+            stop()
             process.join(timeout)
