@@ -373,6 +373,44 @@ def test_memo_keys_objects_by_identity_and_plain_values_by_equality():
     assert memo.get((1,), compute) == 5 and memo.get((True,), compute) == 6  # 1 == True, other types
 
 
+def test_sessions_on_one_results_share_what_it_gives_until_they_change_a_label(tmp_path):
+    """Two stores on the same results (two browser sessions) share the frame and every lookup made
+    from it (label codes, file names, the nearest-point tree, vectors read from the file) instead
+    of making their own; a relabel gives that session its own frame and codes, the other keeps
+    the shared ones, and both stay right."""
+    path = results_with_vectors(200).save(tmp_path / "r.parquet")
+    shared = load_results(path)
+    a, b = ResultsStore(results=shared), ResultsStore(results=shared)
+    assert a.frame is b.frame and a.label_codes()[0] is b.label_codes()[0]
+    assert a.file_names() is b.file_names()
+    assert a.nearest(0.0, 0.0, max_distance=1e9) == b.nearest(0.0, 0.0, max_distance=1e9)
+    assert a._of_results("nearest point").get((), lambda: None) is b._of_results("nearest point").get((), lambda: None)
+    assert a.results is not b.results and a.results.embeddings is b.results.embeddings  # read once
+    a.select_rows([0, 1, 2])
+    a.relabel("mine")
+    assert a.frame is not b.frame and a.label_codes()[0] is not b.label_codes()[0]
+    codes, names = a.label_codes()
+    assert list(names[codes[[0, 1, 2]]]) == ["mine"] * 3 and "mine" not in set(b.label_codes()[1])
+    assert a.file_names() is b.file_names()  # paths never change with labels
+    a.save_labels()  # a's own copy of the results moves to the saved file; b's does not
+    assert b.results.frame is shared.frame and "mine" not in set(b.frame["label"])
+
+
+def test_a_shared_memo_goes_with_its_owner():
+    import gc
+
+    from bulk_panel.state import memo as memos
+
+    owner = pd.DataFrame({"x": np.arange(5)})
+    first, total = memos.shared_memo(owner, "sum"), int(owner["x"].sum())
+    assert first.get((), lambda: total) == 10 and first.get((), lambda: 0) == 10
+    assert memos.shared_memo(owner, "sum") is first and memos.shared_memo(owner, "other") is not first
+    key = id(owner)
+    del owner
+    gc.collect()
+    assert key not in memos._owned
+
+
 def test_selected_rows_follow_each_new_selection(store):
     store.select_rows([1, 2, 3])
     first = store.selected_rows()

@@ -248,9 +248,10 @@ def test_shared_results_read_once_per_file_version(tmp_path):
     a, b = Dashboard.from_path(path), Dashboard.from_path(path)
     shared = shared_results(path)
     assert shared is shared_results(path)
-    assert a.store.results is not b.store.results and a.store.frame is not b.store.frame
+    assert a.store.results is not b.store.results and a.store.frame is b.store.frame  # shared until an edit
     a.store.select_labels(["cluster 0"])
     a.store.relabel("mine")
+    assert a.store.frame is not b.store.frame and "mine" not in b.store.frame.label.tolist()
     a.store.save_labels()
     assert "mine" not in shared.frame.label.tolist() and shared_results(path) is not shared
     assert "mine" not in b.store.frame.label.tolist()

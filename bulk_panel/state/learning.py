@@ -54,7 +54,7 @@ class Learning(Labels):
 
     def _space(self) -> np.ndarray:
         """The learner's vectors for these results (reduced once per results)."""
-        return self.memo("learner space").get((self.results,), lambda: Reduced.of(self.results.embeddings).vectors)
+        return self._of_results("learner space").get((), lambda: Reduced.of(self.results.embeddings).vectors)
 
     def source_counts(self) -> dict:
         """How many labels a person gave, how many are predictions, how many are still a

@@ -19,7 +19,7 @@ import param
 from ..compute.results import Results
 from ..compute.schema import LABEL_SOURCES, NOISE_LABEL
 from .colours import assign_colours
-from .memo import Memo
+from .memo import Memo, shared_memo
 
 __all__ = ["Rows", "base_names", "with_label_sources"]
 
@@ -47,6 +47,13 @@ class Rows(param.Parameterized):
     colors = param.Dict(default={}, doc="Label → colour; a label keeps its colour for the session.")
     message = param.String(default="", doc="A one-line report of the last action, for the status line.")
 
+    _source: Optional[Results] = None  # the results as loaded, shared by the sessions that loaded them
+
+    def _of_results(self, name: str) -> Memo:
+        """The memo ``name`` for what the loaded results' paths and positions give (they never
+        change with labels): one per process, shared by every session on the same results."""
+        owner = self._source if self._source is not None else self.results
+        return self.memo(name) if owner is None else shared_memo(owner, name)
 
     def memo(self, name: str) -> Memo:
         """This session's single-entry cache called ``name`` (made on first use; see :class:`Memo`)."""
@@ -111,7 +118,7 @@ class Rows(param.Parameterized):
             labels = self.sorted_labels(frame)
             return labels, [position[label] for label in labels], np.bincount(codes, minlength=len(names))
 
-        return self.memo("chooser order").get((frame,), order)
+        return shared_memo(frame, "chooser order").get((), order)
 
     @staticmethod
     def sorted_labels(frame: Optional[pd.DataFrame]) -> list[str]:
@@ -162,21 +169,23 @@ class Rows(param.Parameterized):
         return self.rows_frame(rows, [name])[name].to_numpy()
 
     def label_codes(self, frame: Optional[pd.DataFrame] = None) -> tuple[np.ndarray, np.ndarray]:
-        """The label column of ``frame`` (default: :attr:`frame`) factorised once per frame:
-        (int codes per row, label names)."""
+        """The label column of ``frame`` (default: :attr:`frame`) factorised once per frame
+        (and process: sessions that have not changed a label share it): (int codes per row,
+        label names)."""
         frame = self.frame if frame is None else frame
 
         def factorise():
             codes, names = pd.factorize(frame["label"], sort=False)
             return np.asarray(codes, dtype=np.intp), np.asarray(names, dtype=object)
 
-        return self.memo("label codes").get((frame,), factorise)
+        return shared_memo(frame, "label codes").get((), factorise)
 
     def file_names(self, rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """The file names (each path's last part) of the rows at positions ``rows`` (default: all).
 
-        Paths in memory: every name is made once per loaded results. Paths on disk (a lazy
-        folder): the names of these rows only, from their paths.
+        Paths in memory: every name is made once per loaded results and process (the sessions
+        on the same results share them). Paths on disk (a lazy folder): the names of these rows
+        only, from their paths.
 
         >>> store.file_names([0])
         array(['tom.jpg'], dtype=object)
@@ -184,7 +193,7 @@ class Rows(param.Parameterized):
         if "path" not in self.frame:
             return base_names(self.values("path", rows))
         # paths change only with new results, never with labels
-        names = self.memo("file names").get((self.results, len(self.frame)), lambda: base_names(self.frame["path"]))
+        names = self._of_results("file names").get((len(self.frame),), lambda: base_names(self.frame["path"]))
         return names if rows is None else names[np.asarray(rows, dtype=np.int64)]
 
     def _xy(self) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,6 @@ class Selection(Rows):
             "costs seconds); counts, label edits and exports always use every selected row.",
     )
 
-    _nearest = None  # (results, NearestPoint) for nearest(); built on first use
     _selecting = False  # _select sets selection and labels together
 
     def __init__(self, **params):
@@ -104,9 +103,8 @@ class Selection(Rows):
         """
         if not self.n_rows or x is None or y is None:
             return None
-        if self._nearest is None or self._nearest[0] is not self.results:
-            self._nearest = (self.results, NearestPoint(*self._xy()))
-        row, distance = self._nearest[1].query(x, y)
+        nearest = self._of_results("nearest point").get((), lambda: NearestPoint(*self._xy()))
+        row, distance = nearest.query(x, y)
         return row if distance <= max_distance else None
 
     def warm(self) -> None:

@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import param
 
 from ..compute.results import Results, build_frame, load_results
 from .exports import Exports
 from .learning import Learning
+from .memo import shared_memo
+from .rows import with_label_sources
 from .selection import EMPTY
 from .tools import ClusterTools
 
@@ -52,8 +55,9 @@ class ResultsStore(Exports, ClusterTools, Learning):
     def __init__(self, results: Optional[Results] = None, **params):
         # a shallow copy: saving labels replaces this session's frame, never a shared one's
         super().__init__(results=copy.copy(results), **params)
+        self._source = results
         if results is not None and self.frame is None:
-            self._set_frame(results.frame.reset_index(drop=True))
+            self._set_frame(self._loaded_frame(results))
         elif self.frame is None:  # nothing loaded yet (a pipeline run will load): no rows
             self._set_frame(build_frame([], [], np.zeros((0, 2)), np.zeros((0, 2)), [], [], [], []))
 
@@ -65,11 +69,10 @@ class ResultsStore(Exports, ClusterTools, Learning):
 
         >>> store.load(load_results("new.parquet"))
         """
-        results = copy.copy(results)
-        frame = results.frame.reset_index(drop=True)
+        frame = self._loaded_frame(results)
+        self._source, results = results, copy.copy(results)
         present = set(self.sorted_labels(frame))
         self._undo, self._redo = [], []
-        self._nearest = None
         with param.parameterized.batch_call_watchers(self):
             self.focus = None
             self.hover = None
@@ -82,6 +85,13 @@ class ResultsStore(Exports, ClusterTools, Learning):
             with param.edit_constant(self):
                 self.can_undo = self.can_redo = self.dirty = False
             self.message = f"{len(frame):,} images loaded."
+
+    @staticmethod
+    def _loaded_frame(results: Results) -> pd.DataFrame:
+        """The frame a session starts from: ``results.frame`` indexed 0..n-1, with label
+        sources; one object per results and process, shared by the sessions until they change a
+        label (so are the lookups made from it: label codes, the map's colours per row)."""
+        return shared_memo(results, "frame").get((), lambda: with_label_sources(results.frame.reset_index(drop=True)))
 
     @classmethod
     def from_path(cls, path: str | Path, **params) -> "ResultsStore":

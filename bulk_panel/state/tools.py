@@ -16,6 +16,7 @@ import pandas as pd
 import param
 
 from .labels import Labels, clean_label
+from .memo import shared_memo
 from .selection import EMPTY
 
 __all__ = ["ClusterTools"]
@@ -78,7 +79,7 @@ class ClusterTools(Labels):
             return None
         from ..compute.similar import NeighbourIndex
 
-        return self.memo("own neighbour index").get((vectors,), lambda: NeighbourIndex(vectors))
+        return shared_memo(vectors, "neighbour index").get((), lambda: NeighbourIndex(vectors))
 
     def select_outliers(self, share: Optional[float] = None, include_noise: bool = True) -> int:
         """Select the ``share`` of rows with the highest GLOSH outlier score (and, by default,
@@ -113,7 +114,7 @@ class ClusterTools(Labels):
             vectors = index.embeddings if index is not None else None
             return duplicate_groups(frame, vectors, threshold if vectors is not None else None, index=index)
 
-        groups = self.memo("duplicates").get((self.results, threshold), groups_now)
+        groups = self._of_results("duplicates").get((threshold,), groups_now)
         return groups.assign(label=self.frame["label"].to_numpy()[groups["row"].to_numpy(dtype=np.int64)])
 
     @param.depends("frame")

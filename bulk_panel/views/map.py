@@ -14,6 +14,7 @@ import panel as pn
 import param
 
 from ..state import NOISE_COLOR, ResultsStore
+from ..state.memo import shared_memo
 from ._shading import (FADE, SCORES, fade, rgb255, rgb_element, shade_labels, shade_scores, shade_selection,
                        span, warm_datashader)
 
@@ -175,7 +176,9 @@ class ScatterView(pn.viewable.Viewer):
                 codes, names = self.store.label_codes()
                 rgb = np.array([rgb255(self.store.colors.get(name, NOISE_COLOR)) for name in names],
                                dtype=np.float32).reshape(-1, 3)
-                per_row = rgb[codes] if len(codes) else np.zeros((0, 3), dtype=np.float32)
+                # per frame and colours, shared by the sessions showing the same (12 MB at 1M rows)
+                per_row = shared_memo(frame, "rgb per row").get(
+                    (rgb.tobytes(),), lambda: rgb[codes] if len(codes) else np.zeros((0, 3), dtype=np.float32))
                 data.update(r=per_row[:, 0], g=per_row[:, 1], b=per_row[:, 2])
             self._raster_memo = (key, pd.DataFrame(data, copy=False))
         return self._raster_memo[1]

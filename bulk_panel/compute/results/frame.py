@@ -53,20 +53,26 @@ class Results:
     _embeddings: Optional[np.ndarray] = None
     _cluster_coords: Optional[np.ndarray] = None
     _parts: Optional["PartColumns"] = field(default=None, repr=False)
+    # vectors read from the file, by column; shallow copies (each session's) share this dict, so
+    # they are read once per process (a copy's rows are the same; only its labels may differ)
+    _read: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def embeddings(self) -> np.ndarray:
         """float32 embeddings aligned with ``frame`` (read from the file on first access)."""
-        if self._embeddings is None and self.path is not None:
-            self._embeddings = _read_vectors(self.path, "embedding")
-        return self._embeddings
+        return self._embeddings if self._embeddings is not None else self._vectors("embedding")
 
     @property
     def cluster_coords(self) -> Optional[np.ndarray]:
         """The clustering-space coordinates (n × cluster_dims) the clusters were found in."""
-        if self._cluster_coords is None and self.path is not None:
-            self._cluster_coords = _read_vectors(self.path, "cluster_coords")
-        return self._cluster_coords
+        return self._cluster_coords if self._cluster_coords is not None else self._vectors("cluster_coords")
+
+    def _vectors(self, column: str) -> Optional[np.ndarray]:
+        if self.path is None:
+            return None
+        if column not in self._read:
+            self._read[column] = _read_vectors(self.path, column)
+        return self._read[column]
 
     @functools.cached_property
     def docs(self):
