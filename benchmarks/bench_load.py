@@ -36,6 +36,10 @@ from .bench_ui import ARGS, synthetic_results
 BOXES = ((0.3, 0.6), (0.2, 0.8), (0.35, 0.65), (0.25, 0.55))
 TABLE_ROW = ".tabulator:has(.tabulator-col[tabulator-field='outlier_score']) .tabulator-row"
 TIMEOUT = 60_000  # ms
+#: every page is a person at their own screen: none is throttled as a background tab would be
+#: (Chromium slows a hidden page's timers, down to one wake-up a minute after five minutes)
+FOREGROUND = ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+              "--disable-backgrounding-occluded-windows"]
 
 
 async def _ready(page, url: str) -> None:
@@ -99,7 +103,7 @@ async def measure(args, url: str, pid: int) -> dict:
 
     out: dict = {"rss_mb": []}
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=args.chromium, args=ARGS)
+        browser = await p.chromium.launch(executable_path=args.chromium, args=ARGS + FOREGROUND)
         pages = []
         for _ in range(args.pages):
             page = await browser.new_page(viewport=VIEWPORT)
