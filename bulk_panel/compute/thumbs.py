@@ -135,7 +135,7 @@ class ShownThumbnails(ThumbnailCache):
     whose paths stay on disk: :meth:`allow` notes (content hash → image folder, path) for the
     rows shown, a dict entry each (the newest ``limit`` kept), and a hash is checked against
     its folder (:func:`~bulk_panel.compute.images.resolve_inside`) and registered only when a
-    thumbnail of it is asked for. A table of 50,000 rows so costs milliseconds, not a second.
+    thumbnail of it is asked for. A table of 10,000 rows so costs milliseconds, not a second.
 
     >>> thumbs = ShownThumbnails(); thumbs.allow("/photos", ["0f…"], ["cats/tom.jpg"])
     >>> thumbs.get("0f…")   # resolved and made on first ask

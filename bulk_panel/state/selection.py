@@ -38,7 +38,7 @@ class Selection(Rows):
     focus = param.Integer(default=None, allow_None=True, doc="Row position shown large in the preview.")
     hover = param.Integer(default=None, allow_None=True, doc="Row position nearest the cursor on the map.")
     table_limit = param.Integer(
-        default=50_000, bounds=(1, None),
+        default=10_000, bounds=(1, None),
         doc="The selection table lists at most this many rows (a table of a million rows helps nobody and "
             "costs seconds); counts, label edits and exports always use every selected row.",
     )
