@@ -52,8 +52,7 @@ class Rows(param.Parameterized):
     def _of_results(self, name: str) -> Memo:
         """The memo ``name`` for what the loaded results' paths and positions give (they never
         change with labels): one per process, shared by every session on the same results."""
-        owner = self._source if self._source is not None else self.results
-        return self.memo(name) if owner is None else shared_memo(owner, name)
+        return self.memo(name) if self._source is None else shared_memo(self._source, name)
 
     def memo(self, name: str) -> Memo:
         """This session's single-entry cache called ``name`` (made on first use; see :class:`Memo`)."""
